@@ -1,0 +1,132 @@
+//! The claim phase: each module, in order, claims lines from the pool.
+
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use crate::model::{LineId, Order};
+use crate::runtime::{LoadedModule, ModuleFault, ModuleSession, Runtime};
+
+/// Which module claimed which line (a dry run's answer).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Claim {
+    pub line_id: LineId,
+    /// None when no module claimed the line.
+    pub module: Option<String>,
+}
+
+/// One module's claim on an order: its live session and the lines it took.
+pub(super) struct ModuleClaim<'m> {
+    pub session: ModuleSession<'m>,
+    pub lines: Vec<LineId>,
+}
+
+/// The claim phase's outcome.
+pub(super) struct Claims<'m> {
+    /// Modules that claimed at least one line, in dispatch order.
+    pub claims: Vec<ModuleClaim<'m>>,
+    /// Lines claimed by a module that then faulted, with the fault.
+    pub faulted: Vec<(Vec<LineId>, ModuleFault)>,
+    /// Faults of modules while deciding (they may have owned unclaimed lines).
+    pub deciding_faults: Vec<ModuleFault>,
+    /// Lines no module claimed.
+    pub unclaimed: Vec<LineId>,
+}
+
+/// Offers `pool` (line ids of `order`) to the runtime's modules in order.
+pub(super) async fn claim_lines<'m>(runtime: &'m Runtime, order: &Order, mut pool: Vec<LineId>) -> Claims<'m> {
+    let mut claims = Claims {
+        claims: Vec::new(),
+        faulted: Vec::new(),
+        deciding_faults: Vec::new(),
+        unclaimed: Vec::new(),
+    };
+    for module in runtime.modules() {
+        if pool.is_empty() {
+            break;
+        }
+        let span = tracing::info_span!("claim", module = module.name(), order = %order.number);
+        let started = Instant::now();
+        match claim_for_module(module, order, &mut pool).instrument(span.clone()).await {
+            Ok(None) => {}
+            Ok(Some(claim)) => claims.claims.push(claim),
+            Err((lines, fault)) => {
+                tracing::warn!(parent: &span, %fault, "module faulted while claiming lines");
+                if !lines.is_empty() {
+                    claims.faulted.push((lines, fault.clone()));
+                }
+                claims.deciding_faults.push(fault);
+            }
+        }
+        tracing::debug!(parent: &span, elapsed_us = started.elapsed().as_micros() as u64, "claim done");
+    }
+    claims.unclaimed = pool;
+    claims
+}
+
+/// Asks one module about every line in `pool`, removing what it claims.
+/// On a fault, the lines it had claimed are returned with the fault (they
+/// are its lines; it can no longer fulfill them).
+async fn claim_for_module<'m>(
+    module: &'m LoadedModule,
+    order: &Order,
+    pool: &mut Vec<LineId>,
+) -> Result<Option<ModuleClaim<'m>>, (Vec<LineId>, ModuleFault)> {
+    let mut session = module.session(&order.number).await.map_err(|fault| (Vec::new(), fault))?;
+    let mut claimed = Vec::new();
+    let mut index = 0;
+    while index < pool.len() {
+        let line_id = pool[index];
+        let Some(line) = order.line(line_id) else {
+            index += 1;
+            continue;
+        };
+        match session.supports_line(order, line).await {
+            Ok(true) => claimed.push(pool.remove(index)),
+            Ok(false) => index += 1,
+            Err(fault) => return Err((claimed, fault)),
+        }
+    }
+    if claimed.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(ModuleClaim {
+        session,
+        lines: claimed,
+    }))
+}
+
+/// A dry run: which module would claim each line of `order` that is not
+/// `Complete`. Nothing is fulfilled and the order is not changed.
+pub async fn plan(runtime: &Runtime, order: &Order) -> Vec<Claim> {
+    let pool = order
+        .lines
+        .iter()
+        .filter(|line| line.status != crate::model::LineStatus::Complete)
+        .map(|line| line.id)
+        .collect();
+    let claims = claim_lines(runtime, order, pool).await;
+    let mut plan: Vec<Claim> = claims
+        .claims
+        .iter()
+        .flat_map(|claim| {
+            let module = claim.session.module().name().to_string();
+            claim.lines.iter().map(move |line_id| Claim {
+                line_id: *line_id,
+                module: Some(module.clone()),
+            })
+        })
+        .chain(claims.faulted.iter().flat_map(|(lines, fault)| {
+            lines.iter().map(|line_id| Claim {
+                line_id: *line_id,
+                module: Some(fault.module.clone()),
+            })
+        }))
+        .chain(claims.unclaimed.iter().map(|line_id| Claim {
+            line_id: *line_id,
+            module: None,
+        }))
+        .collect();
+    plan.sort_by_key(|claim| order.lines.iter().position(|line| line.id == claim.line_id));
+    plan
+}

@@ -1,0 +1,265 @@
+//! The fulfill phase and the status rules: [`fulfill_order`].
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+
+use super::DispatchError;
+use super::claim::{ModuleClaim, claim_lines};
+use crate::model::{LineId, LineStatus, NoteKind, Order, OrderNote, OrderStatus};
+use crate::runtime::{LineResult, ModuleFault, Runtime};
+
+/// One line's attempt in one dispatch, for the attempt log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attempt {
+    pub line_id: LineId,
+    /// The module that claimed the line; None when none did.
+    pub module: Option<String>,
+    pub status: LineStatus,
+    /// The failure message or completion note.
+    pub message: Option<String>,
+    /// How long the module's call took (all its lines share it).
+    #[serde(serialize_with = "serialize_millis")]
+    pub elapsed: Duration,
+}
+
+fn serialize_millis<S: serde::Serializer>(elapsed: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(elapsed.as_secs_f64() * 1000.0)
+}
+
+/// What one dispatch did, line by line.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DispatchReport {
+    /// In the order of the order's lines.
+    pub attempts: Vec<Attempt>,
+}
+
+/// What one module's `fulfill-product` call produced.
+struct ModuleRun {
+    module: String,
+    lines: Vec<LineId>,
+    answers: Result<Vec<(LineId, LineResult)>, ModuleFault>,
+    elapsed: Duration,
+}
+
+/// Fulfills every line of `order` that is not `Complete` and sets the line
+/// and order statuses, the lines' `fulfilled_by` and attributes, and a note
+/// for every failed line. Refuses an order that is not fulfillable.
+///
+/// Modules claim lines one after another (the order decides who wins);
+/// their `fulfill-product` calls then run concurrently.
+pub async fn fulfill_order(runtime: &Runtime, order: &mut Order) -> Result<DispatchReport, DispatchError> {
+    if !order.status.is_fulfillable() {
+        return Err(DispatchError::NotFulfillable {
+            number: order.number.clone(),
+            status: order.status,
+        });
+    }
+    let pool: Vec<LineId> = order
+        .lines
+        .iter()
+        .filter(|line| line.status != LineStatus::Complete)
+        .map(|line| line.id)
+        .collect();
+    let span = tracing::info_span!(
+        "dispatch",
+        order = %order.number,
+        lines = pool.len(),
+        status = tracing::field::Empty,
+        elapsed_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let report = dispatch(runtime, order, pool).instrument(span.clone()).await?;
+    span.record("status", order.status.as_str());
+    span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+    tracing::info!(parent: &span, status = %order.status, "order dispatched");
+    Ok(report)
+}
+
+async fn dispatch(runtime: &Runtime, order: &mut Order, pool: Vec<LineId>) -> Result<DispatchReport, DispatchError> {
+    let claims = claim_lines(runtime, order, pool).await;
+    let runs = {
+        let order: &Order = order;
+        futures_util::future::join_all(claims.claims.into_iter().map(|claim| run_claim(order, claim))).await
+    };
+    let mut report = DispatchReport::default();
+    for run in runs {
+        let elapsed = run.elapsed;
+        let module = run.module.clone();
+        for (line_id, result) in checked_answers(run) {
+            apply(order, line_id, Some(&module), result, elapsed, &mut report)?;
+        }
+    }
+    for (lines, fault) in claims.faulted {
+        for line_id in lines {
+            let result = LineResult::Failed {
+                status: LineStatus::ServerError,
+                message: fault.to_string(),
+            };
+            apply(order, line_id, Some(&fault.module), result, Duration::ZERO, &mut report)?;
+        }
+    }
+    for line_id in claims.unclaimed {
+        let result = unclaimed_result(order, line_id, &claims.deciding_faults);
+        apply(order, line_id, None, result, Duration::ZERO, &mut report)?;
+    }
+    let all_complete = order.lines.iter().all(|line| line.status == LineStatus::Complete);
+    order.status.transition(if all_complete {
+        OrderStatus::Complete
+    } else {
+        OrderStatus::FulfillmentError
+    })?;
+    report
+        .attempts
+        .sort_by_key(|attempt| order.lines.iter().position(|line| line.id == attempt.line_id));
+    Ok(report)
+}
+
+/// Calls `fulfill-product` on one module with its claimed lines.
+async fn run_claim(order: &Order, claim: ModuleClaim<'_>) -> ModuleRun {
+    let ModuleClaim { mut session, lines } = claim;
+    let module = session.module().name().to_string();
+    let span = tracing::info_span!(
+        "module_call",
+        module = %module,
+        order = %order.number,
+        lines_claimed = lines.len(),
+        outcome = tracing::field::Empty,
+        elapsed_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let claimed: Vec<_> = lines.iter().filter_map(|id| order.line(*id)).collect();
+    let answers = session.fulfill_product(order, &claimed).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let outcome = match &answers {
+        Ok(answers) => {
+            let complete = answers
+                .iter()
+                .filter(|(_, result)| matches!(result, LineResult::Complete { .. }))
+                .count();
+            format!("{complete} of {} complete", lines.len())
+        }
+        Err(fault) => format!("fault: {}", fault.reason),
+    };
+    span.record("outcome", outcome.as_str());
+    span.record("elapsed_ms", elapsed.as_millis() as u64);
+    tracing::info!(parent: &span, %outcome, "module call done");
+    ModuleRun {
+        module,
+        lines,
+        answers,
+        elapsed,
+    }
+}
+
+/// Exactly one result per claimed line. An answer for a line the module was
+/// not given, or two answers for one line, make the whole answer
+/// untrustworthy: every line of the module fails. A missing answer fails
+/// only its line.
+fn checked_answers(run: ModuleRun) -> Vec<(LineId, LineResult)> {
+    let server_error = |message: String| LineResult::Failed {
+        status: LineStatus::ServerError,
+        message,
+    };
+    let answers = match run.answers {
+        Ok(answers) => answers,
+        Err(fault) => return run.lines.iter().map(|id| (*id, server_error(fault.to_string()))).collect(),
+    };
+    let claimed: HashSet<LineId> = run.lines.iter().copied().collect();
+    let mut seen = HashSet::new();
+    let mut bad_output = None;
+    for (line_id, _) in &answers {
+        if !claimed.contains(line_id) {
+            bad_output = Some(format!("returned an outcome for line {line_id}, which it was not given"));
+            break;
+        }
+        if !seen.insert(*line_id) {
+            bad_output = Some(format!("returned two outcomes for line {line_id}"));
+            break;
+        }
+    }
+    if let Some(why) = bad_output {
+        let message = format!("module {} {why}; none of its outcomes are used", run.module);
+        return run.lines.iter().map(|id| (*id, server_error(message.clone()))).collect();
+    }
+    let mut answers = answers;
+    for line_id in &run.lines {
+        if !seen.contains(line_id) {
+            answers.push((
+                *line_id,
+                server_error(format!("module {} returned no outcome for line {line_id}", run.module)),
+            ));
+        }
+    }
+    answers
+}
+
+/// The result for a line no module claimed: a configuration error, unless a
+/// module faulted before it could say whether the line was its own (then a
+/// server error, which a retry may fix).
+fn unclaimed_result(order: &Order, line_id: LineId, deciding_faults: &[ModuleFault]) -> LineResult {
+    let what = match order.line(line_id) {
+        Some(line) => format!(
+            "line {line_id} (product type `{}`, sku {})",
+            line.product.product_type, line.product.sku
+        ),
+        None => format!("line {line_id}"),
+    };
+    if deciding_faults.is_empty() {
+        LineResult::Failed {
+            status: LineStatus::ConfigurationError,
+            message: format!("No fulfillment module claimed {what}"),
+        }
+    } else {
+        let faults: Vec<String> = deciding_faults.iter().map(ToString::to_string).collect();
+        LineResult::Failed {
+            status: LineStatus::ServerError,
+            message: format!("No fulfillment module claimed {what}, but {}", faults.join("; ")),
+        }
+    }
+}
+
+/// Sets one line's status, owner and attributes, and notes what happened.
+fn apply(
+    order: &mut Order,
+    line_id: LineId,
+    module: Option<&str>,
+    result: LineResult,
+    elapsed: Duration,
+    report: &mut DispatchReport,
+) -> Result<(), DispatchError> {
+    let number = order.number.clone();
+    let line = order
+        .line_mut(line_id)
+        .ok_or(DispatchError::UnknownLine { number, line_id })?;
+    line.fulfilled_by = module.map(str::to_string);
+    let (status, note) = match result {
+        LineResult::Complete { attributes, note } => {
+            line.attributes.extend(attributes);
+            (LineStatus::Complete, note.map(|message| (NoteKind::Info, message)))
+        }
+        LineResult::Failed { status, message } => (status, Some((NoteKind::Error, message))),
+    };
+    line.status.transition(status)?;
+    if status.is_error() {
+        tracing::warn!(order = %order.number, line = line_id, module, %status, "line failed");
+    }
+    let message = note.as_ref().map(|(_, message)| message.clone());
+    if let Some((kind, message)) = note {
+        order.notes.push(OrderNote {
+            kind,
+            message,
+            line_id: Some(line_id),
+            module: module.map(str::to_string),
+        });
+    }
+    report.attempts.push(Attempt {
+        line_id,
+        module: module.map(str::to_string),
+        status,
+        message,
+        elapsed,
+    });
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! Dispatch: which module fulfills which line of an order, and what the
+//! answers do to the statuses.
+//!
+//! The reference's algorithm ([`fulfill_order`]): the modules, in settings
+//! order, each claim the lines they support among those not yet claimed
+//! (first claim wins); each module's `fulfill-product` gets its claimed lines
+//! once; lines nobody claimed are configuration errors; the order is
+//! `Complete` when every line is, else `Fulfillment Error`. Unlike the
+//! reference, a module's fault fails only that module's lines, and a retry
+//! sends only the lines that are not `Complete`.
+
+mod claim;
+mod error;
+mod fulfill;
+mod revoke;
+
+pub use claim::{Claim, plan};
+pub use error::DispatchError;
+pub use fulfill::{Attempt, DispatchReport, fulfill_order};
+pub use revoke::revoke_line;

@@ -1,0 +1,17 @@
+//! fulfillment-host: places orders and fulfills them through WebAssembly
+//! component modules.
+//!
+//! The layers, each in its own module, with data flowing one way:
+//! - [`settings`]: `settings.toml`, parsed and validated;
+//! - [`model`]: orders, lines, money and statuses;
+//! - [`dispatch`]: which module fulfills which line, and the status rules;
+//! - [`runtime`]: the wasmtime engine, the loaded modules and the calls into
+//!   them, with the host side of the WIT imports.
+//!
+//! `dispatch` uses `runtime`; nothing below calls upward. The binary
+//! (`main.rs`, `cli/`) is a thin shell over these.
+
+pub mod dispatch;
+pub mod model;
+pub mod runtime;
+pub mod settings;

@@ -1,0 +1,117 @@
+//! Orders, their lines and notes.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Currency, LineStatus, Money, OrderStatus};
+
+/// A line's id, unique within its order.
+pub type LineId = u64;
+
+/// An order: who bought what, and how far its fulfillment got.
+#[derive(Debug, Clone, Serialize)]
+pub struct Order {
+    /// "EDX-100001".
+    pub number: String,
+    pub user: User,
+    #[serde(with = "time::serde::rfc3339")]
+    pub date_placed: OffsetDateTime,
+    pub currency: Currency,
+    /// Lines plus shipping.
+    pub total: Money,
+    pub email_opt_in: bool,
+    pub basket_attributes: BTreeMap<String, String>,
+    pub status: OrderStatus,
+    pub lines: Vec<Line>,
+    /// Notes for staff, oldest first.
+    pub notes: Vec<OrderNote>,
+}
+
+/// The person an order is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub username: String,
+    pub email: String,
+}
+
+/// A catalog product as bought.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Product {
+    pub sku: String,
+    /// "Seat", "Coupon", "Enrollment Code", "Course Entitlement", "Donation", ...
+    pub product_type: String,
+    pub title: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    pub id: LineId,
+    pub product: Product,
+    pub quantity: u32,
+    pub unit_price: Money,
+    pub status: LineStatus,
+    /// The module that claimed the line; revocation goes through it.
+    pub fulfilled_by: Option<String>,
+    /// What modules stored on the line (entitlement uuid, voucher codes).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Whether a note reports a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum NoteKind {
+    Info,
+    Error,
+}
+
+/// A note on an order, for staff: why a line failed, what a module said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderNote {
+    pub kind: NoteKind,
+    pub message: String,
+    /// The line the note is about, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_id: Option<LineId>,
+    /// The module that caused the note, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+}
+
+impl Order {
+    /// The line with `id`.
+    pub fn line(&self, id: LineId) -> Option<&Line> {
+        self.lines.iter().find(|line| line.id == id)
+    }
+
+    pub fn line_mut(&mut self, id: LineId) -> Option<&mut Line> {
+        self.lines.iter_mut().find(|line| line.id == id)
+    }
+
+    /// The date placed as the modules and the LMS see it:
+    /// "2026-11-29T12:00:00Z" (UTC, whole seconds).
+    pub fn date_placed_text(&self) -> String {
+        let utc = self.date_placed.to_offset(time::UtcOffset::UTC);
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        );
+        utc.format(&format).unwrap_or_else(|_| utc.unix_timestamp().to_string())
+    }
+}
+
+impl Line {
+    /// Stable across every attempt to fulfill this line: "EDX-100001-2".
+    pub fn idempotency_key(&self, order_number: &str) -> String {
+        format!("{order_number}-{}", self.id)
+    }
+}
+
+impl Serialize for Money {
+    /// A decimal string: the currency is the order's.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_decimal_string())
+    }
+}

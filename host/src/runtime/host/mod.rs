@@ -1,0 +1,9 @@
+//! The host side of each interface the modules import, one file each.
+
+mod config;
+mod http;
+mod log;
+
+pub use config::ConfigCtx;
+pub use http::{HttpCtx, HttpPolicy};
+pub use log::LogCtx;

@@ -1,0 +1,60 @@
+use std::path::PathBuf;
+
+/// Why a module could not be loaded. Every variant names the module and the
+/// file, so the operator knows which `[[modules]]` entry to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The engine could not be set up (a host problem, not a module's).
+    #[error("cannot set up the WebAssembly engine: {0:#}")]
+    Engine(wasmtime::Error),
+    /// The file could not be read.
+    #[error("module `{module}`: cannot read {}: {source}", path.display())]
+    Read {
+        module: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file's SHA-256 is not the `sha256` pinned in settings.toml.
+    #[error("module `{module}`: {} has sha256 {actual}, but settings.toml pins {expected}; refusing to load it", path.display())]
+    DigestMismatch {
+        module: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    /// The file is not WebAssembly at all.
+    #[error("module `{module}`: {} is not a WebAssembly file", path.display())]
+    NotWasm { module: String, path: PathBuf },
+    /// The file is a core module, not a component.
+    #[error("module `{module}`: {} is a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)", path.display())]
+    CoreModule { module: String, path: PathBuf },
+    /// The component does not compile.
+    #[error("module `{module}`: {} is not a valid component: {message}", path.display())]
+    Invalid {
+        module: String,
+        path: PathBuf,
+        message: String,
+    },
+    /// Exports of the `fulfillment-module` world are missing.
+    #[error("module `{module}`: {} does not implement the world commerce:fulfillment/fulfillment-module: missing export(s) {}", path.display(), missing.join(", "))]
+    MissingExports {
+        module: String,
+        path: PathBuf,
+        missing: Vec<String>,
+    },
+    /// The exports are there with the wrong types, or the component imports
+    /// something the host does not grant.
+    #[error("module `{module}`: {} does not fit the host: {message}", path.display())]
+    Incompatible {
+        module: String,
+        path: PathBuf,
+        message: String,
+    },
+    /// `describe` trapped.
+    #[error("module `{module}`: {}: describe() failed: {message}", path.display())]
+    Describe {
+        module: String,
+        path: PathBuf,
+        message: String,
+    },
+}

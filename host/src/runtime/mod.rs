@@ -1,0 +1,27 @@
+//! The WebAssembly side: one engine, the loaded modules, and calls into them.
+//!
+//! Start at [`Runtime::load`]: it compiles every enabled module of the
+//! settings once, checks that it implements the `fulfillment-module` world,
+//! pre-links it against the host's imports and asks it to `describe` itself.
+//! A [`ModuleSession`] is one module's fresh `Store` and instance for one
+//! order: no state survives from one order to the next.
+//!
+//! What a module can reach is decided here: `host/` holds the one file per
+//! imported WIT interface (log, config, http), and WASI is linked with nothing
+//! granted.
+
+mod bindings;
+mod convert;
+mod engine;
+mod fault;
+mod host;
+mod load_error;
+mod module;
+mod session;
+mod state;
+
+pub use engine::Runtime;
+pub use fault::ModuleFault;
+pub use load_error::LoadError;
+pub use module::{LoadedModule, ModuleInfo};
+pub use session::{LineResult, ModuleSession, RevokeResult};

@@ -1,0 +1,185 @@
+//! One module, compiled and pre-linked once, ready for a store per order.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmtime::component::Component;
+
+use super::bindings::{FulfillmentModulePre, REQUIRED_EXPORTS};
+use super::engine::Shared;
+use super::host::{ConfigCtx, HttpCtx, HttpPolicy, LogCtx};
+use super::session::ModuleSession;
+use super::state::HostState;
+use super::{LoadError, ModuleFault};
+use crate::settings::{ModuleSettings, Sha256Digest};
+
+/// The first bytes of every WebAssembly binary.
+const WASM_MAGIC: [u8; 4] = *b"\0asm";
+/// The version field of a core module (a component has another).
+const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
+
+/// What a module says of itself (`describe`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModuleInfo {
+    pub name: String,
+    pub version: String,
+    pub product_types: Vec<String>,
+}
+
+/// A module ready to run: compiled, checked against the world, pre-linked.
+pub struct LoadedModule {
+    name: String,
+    path: PathBuf,
+    digest: Sha256Digest,
+    info: ModuleInfo,
+    imports: Vec<String>,
+    pre: FulfillmentModulePre<HostState>,
+    config: ConfigCtx,
+    http_policy: Arc<HttpPolicy>,
+    shared: Arc<Shared>,
+}
+
+impl LoadedModule {
+    /// Reads, verifies, compiles and pre-links the module of `settings`, then
+    /// asks it to describe itself.
+    pub(super) async fn load(shared: Arc<Shared>, settings: &ModuleSettings) -> Result<LoadedModule, LoadError> {
+        let name = settings.name.to_string();
+        let path = settings.path.clone();
+        let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
+            module: name.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        let digest = Sha256Digest::of(&bytes);
+        if let Some(expected) = settings.sha256 {
+            if expected != digest {
+                return Err(LoadError::DigestMismatch {
+                    module: name,
+                    path,
+                    expected: expected.to_string(),
+                    actual: digest.to_string(),
+                });
+            }
+        }
+        let component = compile(&shared, &name, &path, &bytes)?;
+        let imports = component
+            .component_type()
+            .imports(&shared.engine)
+            .map(|(import, _)| import.to_string())
+            .collect();
+        let pre = link(&shared, &name, &path, &component)?;
+        let mut module = LoadedModule {
+            name,
+            path,
+            digest,
+            info: ModuleInfo {
+                name: String::new(),
+                version: String::new(),
+                product_types: Vec::new(),
+            },
+            imports,
+            pre,
+            config: ConfigCtx::from_table(&settings.config),
+            http_policy: Arc::new(HttpPolicy::from_settings(settings)),
+            shared,
+        };
+        let describe_error = |fault: ModuleFault| LoadError::Describe {
+            module: fault.module.clone(),
+            path: settings.path.clone(),
+            message: fault.reason,
+        };
+        let mut session = module.session("describe").await.map_err(describe_error)?;
+        module.info = session.describe().await.map_err(describe_error)?;
+        Ok(module)
+    }
+
+    /// The operator's name for the module (settings.toml).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The SHA-256 of the loaded file.
+    pub fn digest(&self) -> Sha256Digest {
+        self.digest
+    }
+
+    /// What the module said of itself when it was loaded.
+    pub fn info(&self) -> &ModuleInfo {
+        &self.info
+    }
+
+    /// The component's imports, as "commerce:fulfillment/http@1.0.0".
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
+    /// A fresh store and instance of the module for work on `order_number`.
+    pub async fn session(&self, order_number: &str) -> Result<ModuleSession<'_>, ModuleFault> {
+        let state = HostState::new(
+            LogCtx::new(&self.name, order_number),
+            self.config.clone(),
+            HttpCtx::new(self.shared.http_client.clone(), self.http_policy.clone(), &self.name),
+        );
+        ModuleSession::start(self, &self.shared.engine, &self.pre, state).await
+    }
+}
+
+/// Compiles the component, telling a non-wasm file and a core module apart
+/// from a broken component.
+fn compile(shared: &Shared, name: &str, path: &Path, bytes: &[u8]) -> Result<Component, LoadError> {
+    if bytes.get(..4) != Some(&WASM_MAGIC[..]) {
+        return Err(LoadError::NotWasm {
+            module: name.to_string(),
+            path: path.to_path_buf(),
+        });
+    }
+    if bytes.get(4..8) == Some(&CORE_MODULE_VERSION[..]) {
+        return Err(LoadError::CoreModule {
+            module: name.to_string(),
+            path: path.to_path_buf(),
+        });
+    }
+    Component::from_binary(&shared.engine, bytes).map_err(|error| LoadError::Invalid {
+        module: name.to_string(),
+        path: path.to_path_buf(),
+        message: format!("{error:#}"),
+    })
+}
+
+/// Checks the exports by name (to name what is missing), then pre-links the
+/// imports and checks the export types.
+fn link(
+    shared: &Shared,
+    name: &str,
+    path: &Path,
+    component: &Component,
+) -> Result<FulfillmentModulePre<HostState>, LoadError> {
+    let exported: Vec<String> = component
+        .component_type()
+        .exports(&shared.engine)
+        .map(|(export, _)| export.to_string())
+        .collect();
+    let missing: Vec<String> = REQUIRED_EXPORTS
+        .iter()
+        .filter(|required| !exported.iter().any(|export| export == *required))
+        .map(|required| format!("`{required}`"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(LoadError::MissingExports {
+            module: name.to_string(),
+            path: path.to_path_buf(),
+            missing,
+        });
+    }
+    let incompatible = |error: wasmtime::Error| LoadError::Incompatible {
+        module: name.to_string(),
+        path: path.to_path_buf(),
+        message: format!("{error:#}"),
+    };
+    let instance_pre = shared.linker.instantiate_pre(component).map_err(incompatible)?;
+    FulfillmentModulePre::new(instance_pre).map_err(incompatible)
+}

@@ -1,0 +1,27 @@
+use std::path::PathBuf;
+
+/// Why the settings file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("cannot read settings file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a key or value is wrong; `message` comes
+    /// from the TOML parser and names the line, the column and the key.
+    #[error("invalid settings file {}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    /// Two `[[modules]]` entries share a name.
+    #[error(
+        "invalid settings file {}: module name `{name}` is used by [[modules]] entries {first} and {second}; names must be unique",
+        path.display()
+    )]
+    DuplicateModule {
+        path: PathBuf,
+        name: String,
+        first: usize,
+        second: usize,
+    },
+}

@@ -1,0 +1,86 @@
+//! `settings.toml`: what the operator configures, parsed and validated.
+//!
+//! Start at [`Settings::load`]. Every struct refuses unknown keys, and values
+//! that have a shape (module names, host patterns, digests) are parsed into
+//! newtypes while the TOML is read, so an error names the file, the line and
+//! the key. Paths inside the file are relative to the file.
+
+mod allowed_host;
+mod error;
+mod module;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use allowed_host::AllowedHost;
+pub use error::SettingsError;
+pub use module::{ModuleName, ModuleSettings, Sha256Digest};
+
+/// The whole settings file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file the settings were read from.
+    pub path: PathBuf,
+    /// Every `[[modules]]` entry, in dispatch order, enabled or not.
+    pub modules: Vec<ModuleSettings>,
+}
+
+/// The file as written, before paths are resolved.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    #[serde(default)]
+    modules: Vec<ModuleSettings>,
+}
+
+impl Settings {
+    /// Reads and validates the settings file at `path`.
+    ///
+    /// Module paths are resolved against the file's folder; that the files
+    /// exist and are valid components is checked when the runtime loads them.
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Settings::parse(&text, path)
+    }
+
+    /// Parses settings from `text` as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, SettingsError> {
+        let file: SettingsFile = toml::from_str(text).map_err(|source| SettingsError::Parse {
+            path: path.to_path_buf(),
+            message: source.to_string(),
+        })?;
+        let mut first_index = std::collections::HashMap::new();
+        for (index, module) in file.modules.iter().enumerate() {
+            if let Some(first) = first_index.insert(&module.name, index) {
+                return Err(SettingsError::DuplicateModule {
+                    path: path.to_path_buf(),
+                    name: module.name.to_string(),
+                    first: first + 1,
+                    second: index + 1,
+                });
+            }
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let modules = file
+            .modules
+            .into_iter()
+            .map(|module| ModuleSettings {
+                path: base.join(&module.path),
+                ..module
+            })
+            .collect();
+        Ok(Settings {
+            path: path.to_path_buf(),
+            modules,
+        })
+    }
+
+    /// The modules that are enabled, in dispatch order.
+    pub fn enabled_modules(&self) -> impl Iterator<Item = &ModuleSettings> {
+        self.modules.iter().filter(|module| module.enabled)
+    }
+}

@@ -1,0 +1,117 @@
+//! One `[[modules]]` entry.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::AllowedHost;
+
+/// A fulfillment module as the operator configured it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSettings {
+    /// The operator's name for the module: in logs, notes and the API.
+    pub name: ModuleName,
+    /// The `.wasm` component; relative to the settings file once loaded.
+    pub path: PathBuf,
+    /// When set, the file's SHA-256 must match or the module is not loaded.
+    #[serde(default)]
+    pub sha256: Option<Sha256Digest>,
+    /// A disabled module is neither loaded nor dispatched to.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Where the module may send HTTP requests; empty = nowhere.
+    #[serde(default)]
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// The longest one HTTP call of the module may take, in milliseconds.
+    #[serde(default = "default_http_timeout_ms")]
+    pub http_timeout_ms: u32,
+    /// The largest HTTP response body the host reads for the module, in bytes.
+    #[serde(default = "default_http_max_response_bytes")]
+    pub http_max_response_bytes: u64,
+    /// The module's own settings, handed to it through the `config` import.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// 7 s: the reference's ENROLLMENT_FULFILLMENT_TIMEOUT.
+fn default_http_timeout_ms() -> u32 {
+    7_000
+}
+
+/// 1 MiB: far above any LMS answer, far below what would hurt the host.
+fn default_http_max_response_bytes() -> u64 {
+    1024 * 1024
+}
+
+/// A module name: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`, starting
+/// with a letter, so that it reads well in logs, notes and URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ModuleName(String);
+
+impl ModuleName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ModuleName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        let well_formed = (1..=64).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if well_formed {
+            Ok(ModuleName(name))
+        } else {
+            Err(format!(
+                "invalid module name `{name}`: use 1 to 64 of a-z, 0-9, `-` and `_`, starting with a letter"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for ModuleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A SHA-256 digest, written as 64 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Sha256Digest([u8; 32]);
+
+impl Sha256Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Sha256Digest {
+        use sha2::Digest;
+        Sha256Digest(sha2::Sha256::digest(bytes).into())
+    }
+}
+
+impl TryFrom<String> for Sha256Digest {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut digest)
+            .map_err(|_| format!("invalid sha256 `{text}`: expected 64 hex digits"))?;
+        Ok(Sha256Digest(digest))
+    }
+}
+
+impl fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}

@@ -1,0 +1,33 @@
+//! Fulfills `Coupon` lines: the coupon exists once the order is placed, so
+//! every line is complete. Revoking a coupon is not implemented, as in the
+//! reference's CouponFulfillmentModule: staff handle it by hand.
+
+use fulfillment_guest::{Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, complete};
+
+const PRODUCT_TYPE: &str = "Coupon";
+
+struct Coupon;
+
+impl Guest for Coupon {
+    fn describe() -> ModuleInfo {
+        ModuleInfo {
+            name: "coupon".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            product_types: vec![PRODUCT_TYPE.into()],
+        }
+    }
+
+    fn supports_line(_order: Order, line: Line) -> bool {
+        line.product.product_type == PRODUCT_TYPE
+    }
+
+    fn fulfill_product(_order: Order, lines: Vec<Line>, _email_opt_in: bool) -> Vec<LineOutcome> {
+        lines.iter().map(|line| complete(line, Vec::new())).collect()
+    }
+
+    fn revoke_line(_order: Order, _line: Line) -> RevokeOutcome {
+        RevokeOutcome::NotRevoked("revoking a coupon is not supported: disable it by hand".into())
+    }
+}
+
+fulfillment_guest::export_module!(Coupon);

@@ -1,0 +1,139 @@
+//! Fulfills `Course Entitlement` lines through the LMS Entitlements API and
+//! stores the returned entitlement uuid on the line, as the reference's
+//! CourseEntitlementFulfillmentModule does. Executive-education entitlements
+//! (`certificate_type` paid- or unpaid-executive-education) are left to a
+//! module of their own.
+//!
+//! Config: `lms_url` and `api_key` (required), `timeout_ms` (optional).
+//! Unlike upstream, every call has a timeout (the host's, or `timeout_ms`).
+
+use fulfillment_guest::{
+    FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, attr, attribute,
+    complete, config, failed, failure, failure_for_http_error, http, required_config, send_json,
+};
+use serde_json::json;
+
+const MODULE: &str = "course-entitlement";
+const PRODUCT_TYPE: &str = "Course Entitlement";
+const EXECUTIVE_EDUCATION: [&str; 2] = ["paid-executive-education", "unpaid-executive-education"];
+/// The line attribute that keeps the LMS's uuid for the entitlement.
+const ENTITLEMENT_UUID: &str = "entitlement_uuid";
+
+struct CourseEntitlement;
+
+struct Lms {
+    entitlements_url: String,
+    api_key: String,
+    timeout_ms: Option<u32>,
+}
+
+impl Lms {
+    fn from_config() -> Result<Lms, fulfillment_guest::Failure> {
+        let lms_url = required_config(MODULE, "lms_url")?;
+        let api_key = required_config(MODULE, "api_key")?;
+        let timeout_ms = config::get("timeout_ms").and_then(|text| text.parse().ok());
+        Ok(Lms {
+            entitlements_url: format!("{}/api/entitlements/v1/entitlements/", lms_url.trim_end_matches('/')),
+            api_key,
+            timeout_ms,
+        })
+    }
+}
+
+/// The reference maps both a failed connection and a time-out of the
+/// entitlements API to a network error; the message keeps which it was.
+fn transport_failure(error: &http::Error) -> fulfillment_guest::Failure {
+    let mapped = failure_for_http_error(MODULE, error);
+    match mapped.kind {
+        FailureKind::Timeout => failure(FailureKind::Network, mapped.message),
+        _ => mapped,
+    }
+}
+
+fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOutcome {
+    let Some(course_uuid) = attribute(&line.product.attributes, "UUID").filter(|uuid| !uuid.is_empty()) else {
+        return failed(
+            line,
+            failure(FailureKind::Configuration, format!("product {} has no UUID attribute", line.product.sku)),
+        );
+    };
+    let body = json!({
+        "user": order.user.username,
+        "course_uuid": course_uuid,
+        "mode": attribute(&line.product.attributes, "certificate_type").unwrap_or(""),
+        "order_number": order.number,
+        "email_opt_in": email_opt_in,
+    });
+    let headers = [("X-Edx-Api-Key", lms.api_key.as_str()), ("Idempotency-Key", line.idempotency_key.as_str())];
+    match send_json("POST", &lms.entitlements_url, &headers, Some(&body), lms.timeout_ms) {
+        Ok(response) if response.status == 200 || response.status == 201 => {
+            let uuid = response
+                .json()
+                .and_then(|json| json.get("uuid").and_then(|uuid| uuid.as_str()).map(str::to_string));
+            match uuid {
+                Some(uuid) => complete(line, vec![attr(ENTITLEMENT_UUID, uuid)]),
+                None => failed(
+                    line,
+                    failure(FailureKind::Server, "the LMS created the entitlement but answered without its uuid"),
+                ),
+            }
+        }
+        Ok(response) => failed(
+            line,
+            failure(
+                FailureKind::Server,
+                format!(
+                    "Fulfillment of order {} failed: the LMS answered {} for course {course_uuid}: {}",
+                    order.number,
+                    response.status,
+                    response.message().unwrap_or_else(|| "(No detail provided.)".to_string())
+                ),
+            ),
+        ),
+        Err(error) => failed(line, transport_failure(&error)),
+    }
+}
+
+impl Guest for CourseEntitlement {
+    fn describe() -> ModuleInfo {
+        ModuleInfo {
+            name: MODULE.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            product_types: vec![PRODUCT_TYPE.into()],
+        }
+    }
+
+    fn supports_line(_order: Order, line: Line) -> bool {
+        let certificate_type = attribute(&line.product.attributes, "certificate_type").unwrap_or("");
+        line.product.product_type == PRODUCT_TYPE && !EXECUTIVE_EDUCATION.contains(&certificate_type)
+    }
+
+    fn fulfill_product(order: Order, lines: Vec<Line>, email_opt_in: bool) -> Vec<LineOutcome> {
+        match Lms::from_config() {
+            Ok(lms) => lines.iter().map(|line| entitle(&lms, &order, line, email_opt_in)).collect(),
+            Err(why) => lines.iter().map(|line| failed(line, why.clone())).collect(),
+        }
+    }
+
+    fn revoke_line(_order: Order, line: Line) -> RevokeOutcome {
+        let lms = match Lms::from_config() {
+            Ok(lms) => lms,
+            Err(why) => return RevokeOutcome::NotRevoked(why.message),
+        };
+        let Some(uuid) = attribute(&line.stored_attributes, ENTITLEMENT_UUID) else {
+            return RevokeOutcome::NotRevoked(format!("line {} has no {ENTITLEMENT_UUID}", line.id));
+        };
+        let url = format!("{}{uuid}/", lms.entitlements_url);
+        match send_json("DELETE", &url, &[("X-Edx-Api-Key", lms.api_key.as_str())], None, lms.timeout_ms) {
+            Ok(response) if response.status == 204 || response.status == 200 => RevokeOutcome::Revoked(None),
+            Ok(response) => RevokeOutcome::NotRevoked(format!(
+                "the LMS answered {} for entitlement {uuid}: {}",
+                response.status,
+                response.message().unwrap_or_else(|| "(No detail provided.)".to_string())
+            )),
+            Err(error) => RevokeOutcome::NotRevoked(transport_failure(&error).message),
+        }
+    }
+}
+
+fulfillment_guest::export_module!(CourseEntitlement);

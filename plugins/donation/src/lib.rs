@@ -1,0 +1,32 @@
+//! Fulfills `Donation` lines: nothing to deliver, so every line is complete,
+//! and a refund revokes at once (as the reference's DonationsFromCheckoutTestFulfillmentModule).
+
+use fulfillment_guest::{Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, complete};
+
+const PRODUCT_TYPE: &str = "Donation";
+
+struct Donation;
+
+impl Guest for Donation {
+    fn describe() -> ModuleInfo {
+        ModuleInfo {
+            name: "donation".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            product_types: vec![PRODUCT_TYPE.into()],
+        }
+    }
+
+    fn supports_line(_order: Order, line: Line) -> bool {
+        line.product.product_type == PRODUCT_TYPE
+    }
+
+    fn fulfill_product(_order: Order, lines: Vec<Line>, _email_opt_in: bool) -> Vec<LineOutcome> {
+        lines.iter().map(|line| complete(line, Vec::new())).collect()
+    }
+
+    fn revoke_line(_order: Order, _line: Line) -> RevokeOutcome {
+        RevokeOutcome::Revoked(None)
+    }
+}
+
+fulfillment_guest::export_module!(Donation);

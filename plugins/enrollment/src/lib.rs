@@ -1,0 +1,180 @@
+//! Fulfills `Seat` lines by enrolling the learner through the LMS Enrollment
+//! API, as the reference's EnrollmentFulfillmentModule does.
+//!
+//! Config (settings.toml, `[modules.config]`): `lms_url` (required),
+//! `api_key` (required: without it every line is a configuration error), and
+//! `timeout_ms` (optional, below the host's `http_timeout_ms`).
+
+use fulfillment_guest::{
+    FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, attribute, complete,
+    config, failed, failure, failure_for_http_error, required_config, send_json,
+};
+use serde_json::{Value, json};
+
+const MODULE: &str = "enrollment";
+const PRODUCT_TYPE: &str = "Seat";
+/// The LMS's answer when a learner is enrolled in another mode than the one
+/// being revoked: the seat is not this order's to take back, so the revocation
+/// counts as done.
+const MODE_MISMATCH: &str = "Enrollment mode mismatch";
+
+struct Enrollment;
+
+/// What the module needs from its config to call the LMS.
+struct Lms {
+    enrollment_url: String,
+    api_key: String,
+    timeout_ms: Option<u32>,
+}
+
+impl Lms {
+    fn from_config() -> Result<Lms, fulfillment_guest::Failure> {
+        let lms_url = required_config(MODULE, "lms_url")?;
+        let api_key = required_config(MODULE, "api_key")?;
+        let timeout_ms = match config::get("timeout_ms") {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                failure(
+                    FailureKind::Configuration,
+                    format!("module {MODULE}: config key `timeout_ms` must be a whole number of milliseconds, not `{text}`"),
+                )
+            })?),
+        };
+        Ok(Lms {
+            enrollment_url: format!("{}/api/enrollment/v1/enrollment", lms_url.trim_end_matches('/')),
+            api_key,
+            timeout_ms,
+        })
+    }
+
+    /// Posts an enrollment (or, with `is_active` false, a deactivation).
+    fn post(&self, body: &Value, idempotency_key: &str) -> Result<fulfillment_guest::JsonResponse, fulfillment_guest::http::Error> {
+        send_json(
+            "POST",
+            &self.enrollment_url,
+            &[("X-Edx-Api-Key", &self.api_key), ("Idempotency-Key", idempotency_key)],
+            Some(body),
+            self.timeout_ms,
+        )
+    }
+}
+
+/// The enrollment mode for a product: its `certificate_type` (else its
+/// `seat_type`, else `audit`); `professional` without ID verification is
+/// `no-id-professional`.
+fn mode(line: &Line) -> String {
+    let attributes = &line.product.attributes;
+    let mode = attribute(attributes, "certificate_type")
+        .or_else(|| attribute(attributes, "seat_type"))
+        .filter(|mode| !mode.is_empty())
+        .unwrap_or("audit");
+    let verified_id = attribute(attributes, "id_verification_required")
+        .is_some_and(|flag| flag.eq_ignore_ascii_case("true") || flag == "1");
+    if mode == "professional" && !verified_id {
+        "no-id-professional".to_string()
+    } else {
+        mode.to_string()
+    }
+}
+
+/// The request body of the Enrollment API.
+fn enrollment_body(order: &Order, line: &Line, course_key: &str, is_active: bool) -> Value {
+    let mut attributes = vec![
+        json!({"namespace": "order", "name": "order_number", "value": order.number}),
+        json!({"namespace": "order", "name": "date_placed", "value": order.date_placed}),
+    ];
+    if let Some(provider) = attribute(&line.product.attributes, "credit_provider") {
+        attributes.push(json!({"namespace": "credit", "name": "provider_id", "value": provider}));
+    }
+    json!({
+        "user": order.user.username,
+        "is_active": is_active,
+        "mode": mode(line),
+        "course_details": {"course_id": course_key},
+        "enrollment_attributes": attributes,
+    })
+}
+
+fn course_key(line: &Line) -> Option<&str> {
+    attribute(&line.product.attributes, "course_key").filter(|key| !key.is_empty())
+}
+
+fn enroll(lms: &Lms, order: &Order, line: &Line) -> LineOutcome {
+    let Some(course_key) = course_key(line) else {
+        return failed(
+            line,
+            failure(
+                FailureKind::Configuration,
+                format!("product {} has no course_key attribute", line.product.sku),
+            ),
+        );
+    };
+    let body = enrollment_body(order, line, course_key, true);
+    match lms.post(&body, &line.idempotency_key) {
+        Ok(response) if response.status == 200 => complete(line, Vec::new()),
+        Ok(response) => failed(
+            line,
+            failure(
+                FailureKind::Server,
+                format!(
+                    "Fulfillment of order {} failed: the LMS answered {} for {course_key}: {}",
+                    order.number,
+                    response.status,
+                    response.message().unwrap_or_else(|| "(No detail provided.)".to_string())
+                ),
+            ),
+        ),
+        Err(error) => failed(line, failure_for_http_error(MODULE, &error)),
+    }
+}
+
+impl Guest for Enrollment {
+    fn describe() -> ModuleInfo {
+        ModuleInfo {
+            name: MODULE.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            product_types: vec![PRODUCT_TYPE.into()],
+        }
+    }
+
+    fn supports_line(_order: Order, line: Line) -> bool {
+        line.product.product_type == PRODUCT_TYPE
+    }
+
+    fn fulfill_product(order: Order, lines: Vec<Line>, _email_opt_in: bool) -> Vec<LineOutcome> {
+        match Lms::from_config() {
+            Ok(lms) => lines.iter().map(|line| enroll(&lms, &order, line)).collect(),
+            Err(why) => lines.iter().map(|line| failed(line, why.clone())).collect(),
+        }
+    }
+
+    fn revoke_line(order: Order, line: Line) -> RevokeOutcome {
+        let lms = match Lms::from_config() {
+            Ok(lms) => lms,
+            Err(why) => return RevokeOutcome::NotRevoked(why.message),
+        };
+        let Some(course_key) = course_key(&line) else {
+            return RevokeOutcome::NotRevoked(format!("product {} has no course_key attribute", line.product.sku));
+        };
+        let body = enrollment_body(&order, &line, course_key, false);
+        match lms.post(&body, &format!("{}-revoke", line.idempotency_key)) {
+            Ok(response) if response.status == 200 => RevokeOutcome::Revoked(None),
+            Ok(response) => {
+                let message = response.message().unwrap_or_else(|| "(No detail provided.)".to_string());
+                if response.status == 400 && message.contains(MODE_MISMATCH) {
+                    RevokeOutcome::Revoked(Some(format!(
+                        "Skipped revoking {course_key}: {message}; the learner's enrollment is in another mode"
+                    )))
+                } else {
+                    RevokeOutcome::NotRevoked(format!(
+                        "the LMS answered {} for {course_key}: {message}",
+                        response.status
+                    ))
+                }
+            }
+            Err(error) => RevokeOutcome::NotRevoked(failure_for_http_error(MODULE, &error).message),
+        }
+    }
+}
+
+fulfillment_guest::export_module!(Enrollment);
