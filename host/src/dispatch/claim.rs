@@ -5,6 +5,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use crate::model::{LineId, Order};
+use super::ModuleCall;
 use crate::runtime::{LoadedModule, ModuleFault, ModuleSession, Runtime};
 
 /// Which module claimed which line (a dry run's answer).
@@ -31,6 +32,8 @@ pub(super) struct Claims<'m> {
     pub deciding_faults: Vec<ModuleFault>,
     /// Lines no module claimed.
     pub unclaimed: Vec<LineId>,
+    /// Each module's `supports-line` calls, timed.
+    pub calls: Vec<ModuleCall>,
 }
 
 /// Offers `pool` (line ids of `order`) to the runtime's modules in order.
@@ -40,6 +43,7 @@ pub(super) async fn claim_lines<'m>(runtime: &'m Runtime, order: &Order, mut poo
         faulted: Vec::new(),
         deciding_faults: Vec::new(),
         unclaimed: Vec::new(),
+        calls: Vec::new(),
     };
     for module in runtime.modules() {
         if pool.is_empty() {
@@ -47,18 +51,29 @@ pub(super) async fn claim_lines<'m>(runtime: &'m Runtime, order: &Order, mut poo
         }
         let span = tracing::info_span!("claim", module = module.name(), order = %order.number);
         let started = Instant::now();
-        match claim_for_module(module, order, &mut pool).instrument(span.clone()).await {
+        let asked = pool.len();
+        let result = claim_for_module(module, order, &mut pool).instrument(span.clone()).await;
+        let mut call = ModuleCall {
+            module: module.name().to_string(),
+            call: "supports-line",
+            lines: asked,
+            elapsed: started.elapsed(),
+            fault: None,
+        };
+        match result {
             Ok(None) => {}
             Ok(Some(claim)) => claims.claims.push(claim),
             Err((lines, fault)) => {
                 tracing::warn!(parent: &span, %fault, "module faulted while claiming lines");
+                call.fault = Some(fault.reason.clone());
                 if !lines.is_empty() {
                     claims.faulted.push((lines, fault.clone()));
                 }
                 claims.deciding_faults.push(fault);
             }
         }
-        tracing::debug!(parent: &span, elapsed_us = started.elapsed().as_micros() as u64, "claim done");
+        tracing::debug!(parent: &span, elapsed_us = call.elapsed.as_micros() as u64, "claim done");
+        claims.calls.push(call);
     }
     claims.unclaimed = pool;
     claims

@@ -20,7 +20,7 @@ pub struct Attempt {
     /// The failure message or completion note.
     pub message: Option<String>,
     /// How long the module's call took (all its lines share it).
-    #[serde(serialize_with = "serialize_millis")]
+    #[serde(rename = "elapsed_ms", serialize_with = "serialize_millis")]
     pub elapsed: Duration,
 }
 
@@ -28,11 +28,28 @@ fn serialize_millis<S: serde::Serializer>(elapsed: &Duration, serializer: S) -> 
     serializer.serialize_f64(elapsed.as_secs_f64() * 1000.0)
 }
 
-/// What one dispatch did, line by line.
+/// One call into a module, timed: a module's `supports-line` calls for an
+/// order count as one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModuleCall {
+    pub module: String,
+    /// "supports-line" or "fulfill-product".
+    pub call: &'static str,
+    /// How many lines the call was about.
+    pub lines: usize,
+    #[serde(rename = "elapsed_ms", serialize_with = "serialize_millis")]
+    pub elapsed: Duration,
+    /// The fault, when the module trapped.
+    pub fault: Option<String>,
+}
+
+/// What one dispatch did, line by line and call by call.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DispatchReport {
     /// In the order of the order's lines.
     pub attempts: Vec<Attempt>,
+    /// In the order they were made (fulfill calls run concurrently).
+    pub calls: Vec<ModuleCall>,
 }
 
 /// What one module's `fulfill-product` call produced.
@@ -83,8 +100,18 @@ async fn dispatch(runtime: &Runtime, order: &mut Order, pool: Vec<LineId>) -> Re
         let order: &Order = order;
         futures_util::future::join_all(claims.claims.into_iter().map(|claim| run_claim(order, claim))).await
     };
-    let mut report = DispatchReport::default();
+    let mut report = DispatchReport {
+        attempts: Vec::new(),
+        calls: claims.calls,
+    };
     for run in runs {
+        report.calls.push(ModuleCall {
+            module: run.module.clone(),
+            call: "fulfill-product",
+            lines: run.lines.len(),
+            elapsed: run.elapsed,
+            fault: run.answers.as_ref().err().map(|fault| fault.reason.clone()),
+        });
         let elapsed = run.elapsed;
         let module = run.module.clone();
         for (line_id, result) in checked_answers(run) {

@@ -16,5 +16,5 @@ mod revoke;
 
 pub use claim::{Claim, plan};
 pub use error::DispatchError;
-pub use fulfill::{Attempt, DispatchReport, fulfill_order};
+pub use fulfill::{Attempt, DispatchReport, ModuleCall, fulfill_order};
 pub use revoke::revoke_line;

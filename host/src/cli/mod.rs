@@ -1,0 +1,104 @@
+//! The command line: one file per command, each a thin shell over the
+//! library (settings -> runtime -> dispatch).
+
+mod check;
+mod dispatch;
+mod modules;
+mod print;
+mod run_module;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use fulfillment_host::settings::{ModuleSettings, Settings};
+
+/// Exit code for an error that stopped the command (bad settings, a module
+/// that does not load, an unreadable order).
+pub const EXIT_ERROR: u8 = 2;
+/// Exit code of `dispatch` when the order ends in `Fulfillment Error`.
+pub const EXIT_ORDER_FAILED: u8 = 3;
+
+/// Places orders and fulfills them through WebAssembly component modules.
+#[derive(Debug, Parser)]
+#[command(name = "fulfillment-host", version, about)]
+pub struct Cli {
+    /// The settings file; paths inside it are relative to it.
+    #[arg(long, global = true, default_value = "settings.toml")]
+    settings: PathBuf,
+    /// Log module calls and HTTP calls (or set RUST_LOG).
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Checks that a .wasm component implements the fulfillment-module world;
+    /// prints what it says of itself and what it imports.
+    Check(check::Args),
+    /// Runs one module on an order, as a local runner for plugin authors:
+    /// which lines it claims and the outcome of each, with timings.
+    RunModule(run_module::Args),
+    /// Runs the whole dispatch of one order through the enabled modules and
+    /// prints each line's module, status and note. Nothing is stored.
+    Dispatch(dispatch::Args),
+    /// Lists the modules that settings.toml enables, in dispatch order.
+    Modules(modules::Args),
+}
+
+impl Cli {
+    /// The log filter when RUST_LOG is not set.
+    pub fn default_log_filter(&self) -> &'static str {
+        if self.verbose { "info" } else { "warn" }
+    }
+}
+
+/// Runs the command; the exit code says how it went.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check(args) => check::run(&cli.settings, args).await,
+        Command::RunModule(args) => run_module::run(&cli.settings, args).await,
+        Command::Dispatch(args) => dispatch::run(&cli.settings, args).await,
+        Command::Modules(args) => modules::run(&cli.settings, args).await,
+    }
+}
+
+/// The settings entry for the module file at `path`, if the settings file
+/// exists and lists it; otherwise a fresh entry named after the file, with
+/// no config and no HTTP. A settings file that exists but is broken is an
+/// error: it would be confusing to silently ignore it.
+fn module_settings_for(settings_path: &Path, wasm: &Path) -> anyhow::Result<ModuleSettings> {
+    if settings_path.exists() {
+        let settings = Settings::load(settings_path)?;
+        let wanted = std::fs::canonicalize(wasm).ok();
+        if let Some(entry) = settings
+            .modules
+            .iter()
+            .find(|entry| wanted.is_some() && std::fs::canonicalize(&entry.path).ok() == wanted)
+        {
+            return Ok(entry.clone());
+        }
+    }
+    let stem = wasm
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    let name = if name.starts_with(|c: char| c.is_ascii_lowercase()) { name } else { format!("m-{name}") };
+    let toml = format!("name = {name:?}\npath = {:?}\n", wasm.display().to_string());
+    Ok(toml::from_str(&toml)?)
+}
+
+/// Reads and validates an ORDER.json file.
+fn read_order(path: &Path) -> anyhow::Result<fulfillment_host::model::Order> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| anyhow::anyhow!("cannot read order file {}: {error}", path.display()))?;
+    fulfillment_host::model::OrderDocument::parse(&text)
+        .map_err(|error| anyhow::anyhow!("invalid order file {}: {error}", path.display()))
+}

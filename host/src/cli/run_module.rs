@@ -1,0 +1,71 @@
+//! `fulfillment-host run-module MODULE.wasm --order ORDER.json`: the local
+//! runner for plugin authors. The module runs exactly as in the host (same
+//! dispatch, same checks of its answers), alone.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use fulfillment_host::dispatch;
+use fulfillment_host::model::OrderStatus;
+use fulfillment_host::runtime::Runtime;
+use fulfillment_host::settings::AllowedHost;
+
+use super::{EXIT_ORDER_FAILED, print, read_order};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The component to run.
+    wasm: PathBuf,
+    /// The order, as JSON (docs/order-json.md).
+    #[arg(long)]
+    order: PathBuf,
+    /// A config value for the module, over what settings.toml gives it.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// A destination the module may call, such as http://127.0.0.1:18000,
+    /// besides the allowed_hosts that settings.toml gives it.
+    #[arg(long = "allow-host", value_name = "URL")]
+    allow_hosts: Vec<String>,
+    /// Print the order and the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let mut module_settings = super::module_settings_for(settings_path, &args.wasm)?;
+    for pair in &args.config {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--config `{pair}`: expected KEY=VALUE"))?;
+        module_settings
+            .config
+            .insert(key.to_string(), toml::Value::String(value.to_string()));
+    }
+    for url in args.allow_hosts {
+        let allowed = AllowedHost::try_from(url).map_err(|why| anyhow::anyhow!("--allow-host: {why}"))?;
+        module_settings.allowed_hosts.push(allowed);
+    }
+    let mut order = read_order(&args.order)?;
+    let mut runtime = Runtime::new()?;
+    let module = runtime.add(&module_settings).await?;
+    let info = module.info();
+    eprintln!(
+        "module {} ({} {}, product types: {})",
+        module.name(),
+        info.name,
+        info.version,
+        info.product_types.join(", ")
+    );
+    let report = dispatch::fulfill_order(&runtime, &mut order).await?;
+    if args.json {
+        print::json(&order, &report)?;
+    } else {
+        print::outcome(&order, &report);
+    }
+    Ok(if order.status == OrderStatus::Complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_ORDER_FAILED)
+    })
+}

@@ -1,0 +1,25 @@
+//! Where the `.wasm` modules built by `cargo plugins` are.
+
+use std::path::PathBuf;
+
+/// The workspace root (the folder of the top Cargo.toml).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// The built component of the crate `crate_name` ("enrollment",
+/// "course-entitlement", "misbehaving", ...).
+///
+/// Panics with what to run when it is missing: the tests need the real
+/// modules, built with `cargo plugins` (scripts/test runs it first).
+pub fn module_path(crate_name: &str) -> PathBuf {
+    let file = format!("{}.wasm", crate_name.replace('-', "_"));
+    let path = workspace_root().join("target/wasm32-wasip2/plugin").join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: build the modules with `cargo plugins` (scripts/test does this before the tests)",
+        path.display()
+    );
+    path
+}
