@@ -1,0 +1,12 @@
+//! End-to-end tests: real modules built from plugins/ and tests/fixtures/,
+//! loaded by the real runtime, calling a real HTTP LMS stand-in on a
+//! loopback port. One test binary, one link step.
+//!
+//! Run with `scripts/test` (it builds the modules first).
+
+mod dispatch;
+mod enrollment;
+mod entitlement;
+mod faults;
+mod loading;
+mod support;

@@ -99,11 +99,13 @@ impl JsonResponse {
         serde_json::from_slice(&self.body).ok()
     }
 
-    /// The `message` field of a JSON error body, as the LMS sends it.
+    /// The `message` field of a JSON error body, as the LMS sends it;
+    /// None when there is none or it is empty.
     pub fn message(&self) -> Option<String> {
         let json = self.json()?;
         json.get("message")
             .and_then(|message| message.as_str())
+            .filter(|message| !message.trim().is_empty())
             .map(str::to_string)
     }
 }

@@ -22,6 +22,9 @@ pub(super) fn router(state: Arc<LmsState>) -> Router {
 
 fn error(status: u16, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if message.is_empty() {
+        return status.into_response();
+    }
     (status, axum::Json(json!({ "message": message }))).into_response()
 }
 

@@ -79,7 +79,8 @@ impl LmsStandIn {
         self.state.set_behaviour(behaviour);
     }
 
-    /// Answers every request with `status` and `message`.
+    /// Answers every request with `status` and `message` (an empty message:
+    /// an empty body).
     pub fn fail_all(&self, status: u16, message: &str) {
         self.set_behaviour(Behaviour {
             fail_all: Some(Reply::new(status, message)),
@@ -108,9 +109,9 @@ impl LmsStandIn {
         });
     }
 
-    /// Answers normally again.
+    /// Answers normally again, for every course and user.
     pub fn heal(&self) {
-        self.set_behaviour(Behaviour::default());
+        self.state.heal();
     }
 
     /// Makes `username` unknown (406).
