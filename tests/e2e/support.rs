@@ -1,9 +1,10 @@
 //! Helpers: settings for the shipped modules, orders, a runtime per test.
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use fulfillment_host::model::{Order, OrderDocument};
-use fulfillment_host::runtime::{LoadError, Runtime};
+use fulfillment_host::runtime::{LoadError, ModuleEngine, Runtime};
 use fulfillment_host::settings::Settings;
 use fulfillment_tests::artifacts::module_path;
 use fulfillment_tests::lms::LmsStandIn;
@@ -48,8 +49,13 @@ pub async fn runtime(toml: &str) -> Runtime {
     try_runtime(toml).await.expect("modules load")
 }
 
+/// One engine for the whole test binary: each module file is compiled once,
+/// however many tests load it (each test still gets its own runtime, HTTP
+/// client and stores).
+static ENGINE: LazyLock<ModuleEngine> = LazyLock::new(|| ModuleEngine::new().expect("engine"));
+
 pub async fn try_runtime(toml: &str) -> Result<Runtime, LoadError> {
-    Runtime::load(&settings(toml)).await
+    Runtime::load_with(ENGINE.clone(), &settings(toml)).await
 }
 
 /// An LMS stand-in and a runtime with the shipped modules pointed at it.

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use fulfillment_host::settings::{ModuleSettings, Settings};
+use fulfillment_host::settings::{ModuleName, ModuleSettings, Settings};
 
 /// Exit code for an error that stopped the command (bad settings, a module
 /// that does not load, an unreadable order).
@@ -82,17 +82,7 @@ fn module_settings_for(settings_path: &Path, wasm: &Path) -> anyhow::Result<Modu
             return Ok(entry.clone());
         }
     }
-    let stem = wasm
-        .file_stem()
-        .map(|stem| stem.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    let name: String = stem
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
-        .collect();
-    let name = if name.starts_with(|c: char| c.is_ascii_lowercase()) { name } else { format!("m-{name}") };
-    let toml = format!("name = {name:?}\npath = {:?}\n", wasm.display().to_string());
-    Ok(toml::from_str(&toml)?)
+    Ok(ModuleSettings::for_file(ModuleName::from_file_name(wasm), wasm.to_path_buf()))
 }
 
 /// Reads and validates an ORDER.json file.

@@ -12,9 +12,11 @@
 mod claim;
 mod error;
 mod fulfill;
+mod report;
 mod revoke;
 
 pub use claim::{Claim, plan};
 pub use error::DispatchError;
-pub use fulfill::{Attempt, DispatchReport, ModuleCall, fulfill_order};
+pub use fulfill::fulfill_order;
+pub use report::{Attempt, DispatchReport, ModuleCall};
 pub use revoke::revoke_line;

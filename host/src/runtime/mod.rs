@@ -20,7 +20,7 @@ mod module;
 mod session;
 mod state;
 
-pub use engine::Runtime;
+pub use engine::{ModuleEngine, Runtime};
 pub use fault::ModuleFault;
 pub use load_error::LoadError;
 pub use module::{LoadedModule, ModuleInfo};

@@ -61,10 +61,10 @@ impl LoadedModule {
                 });
             }
         }
-        let component = compile(&shared, &name, &path, &bytes)?;
+        let component = compile(&shared, &name, &path, digest, &bytes)?;
         let imports = component
             .component_type()
-            .imports(&shared.engine)
+            .imports(shared.engine.engine())
             .map(|(import, _)| import.to_string())
             .collect();
         let pre = link(&shared, &name, &path, &component)?;
@@ -124,13 +124,13 @@ impl LoadedModule {
             self.config.clone(),
             HttpCtx::new(self.shared.http_client.clone(), self.http_policy.clone(), &self.name),
         );
-        ModuleSession::start(self, &self.shared.engine, &self.pre, state).await
+        ModuleSession::start(self, self.shared.engine.engine(), &self.pre, state).await
     }
 }
 
-/// Compiles the component, telling a non-wasm file and a core module apart
-/// from a broken component.
-fn compile(shared: &Shared, name: &str, path: &Path, bytes: &[u8]) -> Result<Component, LoadError> {
+/// Compiles the component (once per engine and digest), telling a non-wasm
+/// file and a core module apart from a broken component.
+fn compile(shared: &Shared, name: &str, path: &Path, digest: Sha256Digest, bytes: &[u8]) -> Result<Component, LoadError> {
     if bytes.get(..4) != Some(&WASM_MAGIC[..]) {
         return Err(LoadError::NotWasm {
             module: name.to_string(),
@@ -143,7 +143,7 @@ fn compile(shared: &Shared, name: &str, path: &Path, bytes: &[u8]) -> Result<Com
             path: path.to_path_buf(),
         });
     }
-    Component::from_binary(&shared.engine, bytes).map_err(|error| LoadError::Invalid {
+    shared.engine.component(digest, bytes).map_err(|error| LoadError::Invalid {
         module: name.to_string(),
         path: path.to_path_buf(),
         message: format!("{error:#}"),
@@ -160,7 +160,7 @@ fn link(
 ) -> Result<FulfillmentModulePre<HostState>, LoadError> {
     let exported: Vec<String> = component
         .component_type()
-        .exports(&shared.engine)
+        .exports(shared.engine.engine())
         .map(|(export, _)| export.to_string())
         .collect();
     let missing: Vec<String> = REQUIRED_EXPORTS
@@ -180,6 +180,6 @@ fn link(
         path: path.to_path_buf(),
         message: format!("{error:#}"),
     };
-    let instance_pre = shared.linker.instantiate_pre(component).map_err(incompatible)?;
+    let instance_pre = shared.engine.linker().instantiate_pre(component).map_err(incompatible)?;
     FulfillmentModulePre::new(instance_pre).map_err(incompatible)
 }

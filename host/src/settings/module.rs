@@ -35,6 +35,23 @@ pub struct ModuleSettings {
     pub config: toml::Table,
 }
 
+impl ModuleSettings {
+    /// Settings for a module file that settings.toml does not list: the
+    /// defaults, no config, no HTTP.
+    pub fn for_file(name: ModuleName, path: PathBuf) -> ModuleSettings {
+        ModuleSettings {
+            name,
+            path,
+            sha256: None,
+            enabled: true,
+            allowed_hosts: Vec::new(),
+            http_timeout_ms: default_http_timeout_ms(),
+            http_max_response_bytes: default_http_max_response_bytes(),
+            config: toml::Table::new(),
+        }
+    }
+}
+
 fn enabled_by_default() -> bool {
     true
 }
@@ -58,6 +75,24 @@ pub struct ModuleName(String);
 impl ModuleName {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A valid name made from a file's name: "enrollment_code.wasm" gives
+    /// "enrollment_code", "My Module.wasm" gives "my-module".
+    pub fn from_file_name(path: &std::path::Path) -> ModuleName {
+        let stem = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let mut name: String = stem
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+            .take(62)
+            .collect();
+        if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            name.insert_str(0, "m-");
+        }
+        ModuleName(name)
     }
 }
 
@@ -87,7 +122,7 @@ impl fmt::Display for ModuleName {
 }
 
 /// A SHA-256 digest, written as 64 hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Sha256Digest([u8; 32]);
 

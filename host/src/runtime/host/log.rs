@@ -5,6 +5,8 @@ use crate::runtime::bindings::log::{Host, Level};
 /// The most log bytes one store may write; past it, messages are dropped and
 /// the host says so once, so a chatty module cannot flood the host's logs.
 const LOG_BUDGET_BYTES: usize = 64 * 1024;
+/// The longest single message written to the log; longer ones are cut.
+const MAX_MESSAGE_BYTES: usize = 4 * 1024;
 
 /// Tags each message with the module and the order it is working on.
 pub struct LogCtx {
@@ -36,6 +38,7 @@ impl Host for LogCtx {
             }
             return;
         }
+        let message = truncated(&message, MAX_MESSAGE_BYTES);
         let (module, order) = (&self.module, &self.order);
         match level {
             Level::Trace => tracing::trace!(target: "module", module, order, "{message}"),
@@ -45,4 +48,16 @@ impl Host for LogCtx {
             Level::Error => tracing::error!(target: "module", module, order, "{message}"),
         }
     }
+}
+
+/// `text` cut to at most `limit` bytes at a character boundary, marked when cut.
+fn truncated(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= limit {
+        return text.into();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &text[..end], text.len() - end).into()
 }
