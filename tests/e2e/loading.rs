@@ -81,8 +81,7 @@ async fn a_disabled_module_is_not_loaded() {
 
 fn settings_error(toml: &str) -> String {
     Settings::parse(toml, Path::new("/etc/host/settings.toml"))
-        .err()
-        .expect("the settings are refused")
+        .expect_err("the settings are refused")
         .to_string()
 }
 

@@ -51,15 +51,15 @@ impl LoadedModule {
             source,
         })?;
         let digest = Sha256Digest::of(&bytes);
-        if let Some(expected) = settings.sha256 {
-            if expected != digest {
-                return Err(LoadError::DigestMismatch {
-                    module: name,
-                    path,
-                    expected: expected.to_string(),
-                    actual: digest.to_string(),
-                });
-            }
+        if let Some(expected) = settings.sha256
+            && expected != digest
+        {
+            return Err(LoadError::DigestMismatch {
+                module: name,
+                path,
+                expected: expected.to_string(),
+                actual: digest.to_string(),
+            });
         }
         let component = compile(&shared, &name, &path, digest, &bytes)?;
         let imports = component

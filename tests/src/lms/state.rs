@@ -124,13 +124,12 @@ impl LmsState {
         let mut data = self.data();
         let behaviour = &mut data.behaviour;
         let mut failure = behaviour.fail_all.clone();
-        if failure.is_none() {
-            if let Some((remaining, reply)) = &mut behaviour.fail_next {
-                if *remaining > 0 {
-                    *remaining -= 1;
-                    failure = Some(reply.clone());
-                }
-            }
+        if failure.is_none()
+            && let Some((remaining, reply)) = &mut behaviour.fail_next
+            && *remaining > 0
+        {
+            *remaining -= 1;
+            failure = Some(reply.clone());
         }
         (failure, behaviour.delay, behaviour.hang)
     }
