@@ -4,11 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use fulfillment_host::dispatch;
-use fulfillment_host::model::OrderStatus;
 use fulfillment_host::runtime::Runtime;
 use fulfillment_host::settings::Settings;
 
-use super::{EXIT_ORDER_FAILED, print, read_order};
+use super::{print, read_order};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,14 +36,5 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let report = dispatch::fulfill_order(&runtime, &mut order).await?;
-    if args.json {
-        print::json(&order, &report)?;
-    } else {
-        print::outcome(&order, &report);
-    }
-    Ok(if order.status == OrderStatus::Complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_ORDER_FAILED)
-    })
+    print::finish(&order, &report, args.json)
 }

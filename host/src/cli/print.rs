@@ -1,7 +1,11 @@
 //! How `dispatch` and `run-module` show an order's outcome.
 
+use std::process::ExitCode;
+
 use fulfillment_host::dispatch::{Claim, DispatchReport};
-use fulfillment_host::model::{NoteKind, Order};
+use fulfillment_host::model::{NoteKind, Order, OrderStatus};
+
+use super::EXIT_ORDER_FAILED;
 
 /// Prints each line's module, status and attributes, the notes, and the
 /// timed module calls.
@@ -64,9 +68,18 @@ pub fn plan(order: &Order, plan: &[Claim]) {
     }
 }
 
-/// The order and the report as one JSON document.
-pub fn json(order: &Order, report: &DispatchReport) -> anyhow::Result<()> {
-    let document = serde_json::json!({ "order": order, "report": report });
-    println!("{}", serde_json::to_string_pretty(&document)?);
-    Ok(())
+/// Prints the outcome (as JSON: the order and the report) and gives the
+/// exit code: success for a `Complete` order.
+pub fn finish(order: &Order, report: &DispatchReport, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        let document = serde_json::json!({ "order": order, "report": report });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        outcome(order, report);
+    }
+    Ok(if order.status == OrderStatus::Complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_ORDER_FAILED)
+    })
 }

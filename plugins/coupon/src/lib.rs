@@ -2,7 +2,7 @@
 //! every line is complete. Revoking a coupon is not implemented, as in the
 //! reference's CouponFulfillmentModule: staff handle it by hand.
 
-use fulfillment_guest::{Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, complete};
+use fulfillment_guest::{Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, complete, module_info};
 
 const PRODUCT_TYPE: &str = "Coupon";
 
@@ -10,11 +10,7 @@ struct Coupon;
 
 impl Guest for Coupon {
     fn describe() -> ModuleInfo {
-        ModuleInfo {
-            name: "coupon".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            product_types: vec![PRODUCT_TYPE.into()],
-        }
+        module_info("coupon", env!("CARGO_PKG_VERSION"), &[PRODUCT_TYPE])
     }
 
     fn supports_line(_order: Order, line: Line) -> bool {

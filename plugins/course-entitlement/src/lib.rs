@@ -4,12 +4,14 @@
 //! (`certificate_type` paid- or unpaid-executive-education) are left to a
 //! module of their own.
 //!
-//! Config: `lms_url` and `api_key` (required), `timeout_ms` (optional).
+//! Config: `lms_url` and `api_key` (required), `timeout_ms` (optional), as
+//! [`fulfillment_guest::lms::LmsConfig`] reads them.
 //! Unlike upstream, every call has a timeout (the host's, or `timeout_ms`).
 
+use fulfillment_guest::lms::{self, LmsConfig};
 use fulfillment_guest::{
     FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, attr, attribute,
-    complete, config, failed, failure, failure_for_http_error, http, required_config, send_json,
+    complete, fail_all, failed, failure, failure_for_http_error, http, module_info, send_json,
 };
 use serde_json::json;
 
@@ -21,21 +23,18 @@ const ENTITLEMENT_UUID: &str = "entitlement_uuid";
 
 struct CourseEntitlement;
 
+/// The Entitlements API of the LMS the config names.
 struct Lms {
     entitlements_url: String,
-    api_key: String,
-    timeout_ms: Option<u32>,
+    config: LmsConfig,
 }
 
 impl Lms {
     fn from_config() -> Result<Lms, fulfillment_guest::Failure> {
-        let lms_url = required_config(MODULE, "lms_url")?;
-        let api_key = required_config(MODULE, "api_key")?;
-        let timeout_ms = config::get("timeout_ms").and_then(|text| text.parse().ok());
+        let config = LmsConfig::from_config(MODULE)?;
         Ok(Lms {
-            entitlements_url: format!("{}/api/entitlements/v1/entitlements/", lms_url.trim_end_matches('/')),
-            api_key,
-            timeout_ms,
+            entitlements_url: format!("{}/api/entitlements/v1/entitlements/", config.base_url),
+            config,
         })
     }
 }
@@ -64,8 +63,11 @@ fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOut
         "order_number": order.number,
         "email_opt_in": email_opt_in,
     });
-    let headers = [("X-Edx-Api-Key", lms.api_key.as_str()), ("Idempotency-Key", line.idempotency_key.as_str())];
-    match send_json("POST", &lms.entitlements_url, &headers, Some(&body), lms.timeout_ms) {
+    let headers = [
+        ("X-Edx-Api-Key", lms.config.api_key.as_str()),
+        ("Idempotency-Key", line.idempotency_key.as_str()),
+    ];
+    match send_json("POST", &lms.entitlements_url, &headers, Some(&body), lms.config.timeout_ms) {
         Ok(response) if response.status == 200 || response.status == 201 => {
             let uuid = response
                 .json()
@@ -80,15 +82,7 @@ fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOut
         }
         Ok(response) => failed(
             line,
-            failure(
-                FailureKind::Server,
-                format!(
-                    "Fulfillment of order {} failed: the LMS answered {} for course {course_uuid}: {}",
-                    order.number,
-                    response.status,
-                    response.message().unwrap_or_else(|| "(No detail provided.)".to_string())
-                ),
-            ),
+            lms::error_answer(&order.number, &format!("course {course_uuid}"), &response),
         ),
         Err(error) => failed(line, transport_failure(&error)),
     }
@@ -96,11 +90,7 @@ fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOut
 
 impl Guest for CourseEntitlement {
     fn describe() -> ModuleInfo {
-        ModuleInfo {
-            name: MODULE.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            product_types: vec![PRODUCT_TYPE.into()],
-        }
+        module_info(MODULE, env!("CARGO_PKG_VERSION"), &[PRODUCT_TYPE])
     }
 
     fn supports_line(_order: Order, line: Line) -> bool {
@@ -111,7 +101,7 @@ impl Guest for CourseEntitlement {
     fn fulfill_product(order: Order, lines: Vec<Line>, email_opt_in: bool) -> Vec<LineOutcome> {
         match Lms::from_config() {
             Ok(lms) => lines.iter().map(|line| entitle(&lms, &order, line, email_opt_in)).collect(),
-            Err(why) => lines.iter().map(|line| failed(line, why.clone())).collect(),
+            Err(why) => fail_all(&lines, &why),
         }
     }
 
@@ -124,12 +114,13 @@ impl Guest for CourseEntitlement {
             return RevokeOutcome::NotRevoked(format!("line {} has no {ENTITLEMENT_UUID}", line.id));
         };
         let url = format!("{}{uuid}/", lms.entitlements_url);
-        match send_json("DELETE", &url, &[("X-Edx-Api-Key", lms.api_key.as_str())], None, lms.timeout_ms) {
+        let headers = [("X-Edx-Api-Key", lms.config.api_key.as_str())];
+        match send_json("DELETE", &url, &headers, None, lms.config.timeout_ms) {
             Ok(response) if response.status == 204 || response.status == 200 => RevokeOutcome::Revoked(None),
             Ok(response) => RevokeOutcome::NotRevoked(format!(
                 "the LMS answered {} for entitlement {uuid}: {}",
                 response.status,
-                response.message().unwrap_or_else(|| "(No detail provided.)".to_string())
+                response.message().unwrap_or_else(|| lms::NO_DETAIL.to_string())
             )),
             Err(error) => RevokeOutcome::NotRevoked(transport_failure(&error).message),
         }

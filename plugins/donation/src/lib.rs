@@ -1,7 +1,7 @@
 //! Fulfills `Donation` lines: nothing to deliver, so every line is complete,
 //! and a refund revokes at once (as the reference's DonationsFromCheckoutTestFulfillmentModule).
 
-use fulfillment_guest::{Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, complete};
+use fulfillment_guest::{Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, complete, module_info};
 
 const PRODUCT_TYPE: &str = "Donation";
 
@@ -9,11 +9,7 @@ struct Donation;
 
 impl Guest for Donation {
     fn describe() -> ModuleInfo {
-        ModuleInfo {
-            name: "donation".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            product_types: vec![PRODUCT_TYPE.into()],
-        }
+        module_info("donation", env!("CARGO_PKG_VERSION"), &[PRODUCT_TYPE])
     }
 
     fn supports_line(_order: Order, line: Line) -> bool {

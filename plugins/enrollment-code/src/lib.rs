@@ -12,7 +12,7 @@
 
 use fulfillment_guest::{
     FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, attr, complete, config,
-    failed, failure, required_config,
+    fail_all, failed, failure, module_info, required_config,
 };
 use sha2::{Digest, Sha256};
 
@@ -65,11 +65,7 @@ fn issue(secret: &str, max_codes: u32, line: &Line) -> LineOutcome {
 
 impl Guest for EnrollmentCode {
     fn describe() -> ModuleInfo {
-        ModuleInfo {
-            name: MODULE.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            product_types: vec![PRODUCT_TYPE.into()],
-        }
+        module_info(MODULE, env!("CARGO_PKG_VERSION"), &[PRODUCT_TYPE])
     }
 
     fn supports_line(_order: Order, line: Line) -> bool {
@@ -79,7 +75,7 @@ impl Guest for EnrollmentCode {
     fn fulfill_product(_order: Order, lines: Vec<Line>, _email_opt_in: bool) -> Vec<LineOutcome> {
         let secret = match required_config(MODULE, "code_secret") {
             Ok(secret) => secret,
-            Err(why) => return lines.iter().map(|line| failed(line, why.clone())).collect(),
+            Err(why) => return fail_all(&lines, &why),
         };
         let max_codes = config::get("max_codes")
             .and_then(|text| text.parse().ok())

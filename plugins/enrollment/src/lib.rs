@@ -5,9 +5,10 @@
 //! `api_key` (required: without it every line is a configuration error), and
 //! `timeout_ms` (optional, below the host's `http_timeout_ms`).
 
+use fulfillment_guest::lms::{self, LmsConfig};
 use fulfillment_guest::{
-    FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, attribute, complete,
-    config, failed, failure, failure_for_http_error, required_config, send_json,
+    FailureKind, Guest, JsonResponse, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, attribute,
+    complete, fail_all, failed, failure, failure_for_http_error, http, module_info, send_json,
 };
 use serde_json::{Value, json};
 
@@ -20,41 +21,29 @@ const MODE_MISMATCH: &str = "Enrollment mode mismatch";
 
 struct Enrollment;
 
-/// What the module needs from its config to call the LMS.
+/// The Enrollment API of the LMS the config names.
 struct Lms {
     enrollment_url: String,
-    api_key: String,
-    timeout_ms: Option<u32>,
+    config: LmsConfig,
 }
 
 impl Lms {
     fn from_config() -> Result<Lms, fulfillment_guest::Failure> {
-        let lms_url = required_config(MODULE, "lms_url")?;
-        let api_key = required_config(MODULE, "api_key")?;
-        let timeout_ms = match config::get("timeout_ms") {
-            None => None,
-            Some(text) => Some(text.parse().map_err(|_| {
-                failure(
-                    FailureKind::Configuration,
-                    format!("module {MODULE}: config key `timeout_ms` must be a whole number of milliseconds, not `{text}`"),
-                )
-            })?),
-        };
+        let config = LmsConfig::from_config(MODULE)?;
         Ok(Lms {
-            enrollment_url: format!("{}/api/enrollment/v1/enrollment", lms_url.trim_end_matches('/')),
-            api_key,
-            timeout_ms,
+            enrollment_url: format!("{}/api/enrollment/v1/enrollment", config.base_url),
+            config,
         })
     }
 
     /// Posts an enrollment (or, with `is_active` false, a deactivation).
-    fn post(&self, body: &Value, idempotency_key: &str) -> Result<fulfillment_guest::JsonResponse, fulfillment_guest::http::Error> {
+    fn post(&self, body: &Value, idempotency_key: &str) -> Result<JsonResponse, http::Error> {
         send_json(
             "POST",
             &self.enrollment_url,
-            &[("X-Edx-Api-Key", &self.api_key), ("Idempotency-Key", idempotency_key)],
+            &[("X-Edx-Api-Key", &self.config.api_key), ("Idempotency-Key", idempotency_key)],
             Some(body),
-            self.timeout_ms,
+            self.config.timeout_ms,
         )
     }
 }
@@ -112,29 +101,14 @@ fn enroll(lms: &Lms, order: &Order, line: &Line) -> LineOutcome {
     let body = enrollment_body(order, line, course_key, true);
     match lms.post(&body, &line.idempotency_key) {
         Ok(response) if response.status == 200 => complete(line, Vec::new()),
-        Ok(response) => failed(
-            line,
-            failure(
-                FailureKind::Server,
-                format!(
-                    "Fulfillment of order {} failed: the LMS answered {} for {course_key}: {}",
-                    order.number,
-                    response.status,
-                    response.message().unwrap_or_else(|| "(No detail provided.)".to_string())
-                ),
-            ),
-        ),
+        Ok(response) => failed(line, lms::error_answer(&order.number, course_key, &response)),
         Err(error) => failed(line, failure_for_http_error(MODULE, &error)),
     }
 }
 
 impl Guest for Enrollment {
     fn describe() -> ModuleInfo {
-        ModuleInfo {
-            name: MODULE.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            product_types: vec![PRODUCT_TYPE.into()],
-        }
+        module_info(MODULE, env!("CARGO_PKG_VERSION"), &[PRODUCT_TYPE])
     }
 
     fn supports_line(_order: Order, line: Line) -> bool {
@@ -144,7 +118,7 @@ impl Guest for Enrollment {
     fn fulfill_product(order: Order, lines: Vec<Line>, _email_opt_in: bool) -> Vec<LineOutcome> {
         match Lms::from_config() {
             Ok(lms) => lines.iter().map(|line| enroll(&lms, &order, line)).collect(),
-            Err(why) => lines.iter().map(|line| failed(line, why.clone())).collect(),
+            Err(why) => fail_all(&lines, &why),
         }
     }
 
@@ -160,7 +134,7 @@ impl Guest for Enrollment {
         match lms.post(&body, &format!("{}-revoke", line.idempotency_key)) {
             Ok(response) if response.status == 200 => RevokeOutcome::Revoked(None),
             Ok(response) => {
-                let message = response.message().unwrap_or_else(|| "(No detail provided.)".to_string());
+                let message = response.message().unwrap_or_else(|| lms::NO_DETAIL.to_string());
                 if response.status == 400 && message.contains(MODE_MISMATCH) {
                     RevokeOutcome::Revoked(Some(format!(
                         "Skipped revoking {course_key}: {message}; the learner's enrollment is in another mode"

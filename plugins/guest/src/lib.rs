@@ -32,6 +32,22 @@ pub const NETWORK_FAILURE_NOTE: &str = "Fulfillment of order failed due to a net
 /// answer in time.
 pub const TIMEOUT_FAILURE_NOTE: &str = "Fulfillment of order failed due to a request time out.";
 
+pub mod lms;
+
+/// What `describe` answers for a module of this repository.
+pub fn module_info(name: &str, version: &str, product_types: &[&str]) -> ModuleInfo {
+    ModuleInfo {
+        name: name.to_string(),
+        version: version.to_string(),
+        product_types: product_types.iter().map(|product_type| product_type.to_string()).collect(),
+    }
+}
+
+/// The same failure for every line (a config problem, say).
+pub fn fail_all(lines: &[Line], why: &Failure) -> Vec<LineOutcome> {
+    lines.iter().map(|line| failed(line, why.clone())).collect()
+}
+
 /// The value of attribute `name`, if present.
 pub fn attribute<'a>(attributes: &'a [Attribute], name: &str) -> Option<&'a str> {
     attributes

@@ -1,0 +1,55 @@
+//! What the modules that call the edX LMS share: their config and the
+//! reference's note for an error answer.
+
+use crate::{Failure, FailureKind, JsonResponse, config, failure, required_config};
+
+/// The LMS settings of a module's `config` table: `lms_url` and `api_key`
+/// (required), `timeout_ms` (optional).
+#[derive(Debug, Clone)]
+pub struct LmsConfig {
+    /// Without a trailing slash.
+    pub base_url: String,
+    /// Sent as `X-Edx-Api-Key`.
+    pub api_key: String,
+    /// Below the host's `http_timeout_ms`; None = the host's.
+    pub timeout_ms: Option<u32>,
+}
+
+impl LmsConfig {
+    /// Reads the config of `module`, or a configuration failure that names
+    /// the key that is missing or wrong.
+    pub fn from_config(module: &str) -> Result<LmsConfig, Failure> {
+        let base_url = required_config(module, "lms_url")?.trim_end_matches('/').to_string();
+        let api_key = required_config(module, "api_key")?;
+        let timeout_ms = match config::get("timeout_ms") {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                failure(
+                    FailureKind::Configuration,
+                    format!("module {module}: config key `timeout_ms` must be a whole number of milliseconds, not `{text}`"),
+                )
+            })?),
+        };
+        Ok(LmsConfig {
+            base_url,
+            api_key,
+            timeout_ms,
+        })
+    }
+}
+
+/// The server-error failure for an LMS answer other than success, with the
+/// LMS's `message` or "(No detail provided.)" as the reference notes it.
+pub fn error_answer(order_number: &str, subject: &str, response: &JsonResponse) -> Failure {
+    failure(
+        FailureKind::Server,
+        format!(
+            "Fulfillment of order {order_number} failed: the LMS answered {} for {subject}: {}",
+            response.status,
+            response.message().unwrap_or_else(|| NO_DETAIL.to_string())
+        ),
+    )
+}
+
+/// The reference's text when an LMS error carries no message.
+pub const NO_DETAIL: &str = "(No detail provided.)";
