@@ -13,5 +13,8 @@
 
 pub mod dispatch;
 pub mod model;
+pub mod orders;
+pub mod payments;
 pub mod runtime;
 pub mod settings;
+pub mod storage;

@@ -8,6 +8,7 @@
 mod allowed_host;
 mod error;
 mod module;
+mod service;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,9 @@ use serde::Deserialize;
 pub use allowed_host::AllowedHost;
 pub use error::SettingsError;
 pub use module::{ModuleName, ModuleSettings, Sha256Digest};
+pub use service::{
+    ApiSettings, DatabaseSettings, OrderSettings, ProductSettings, Role, ServerSettings, TokenSettings,
+};
 
 /// The whole settings file.
 #[derive(Debug, Clone)]
@@ -24,6 +28,12 @@ pub struct Settings {
     pub path: PathBuf,
     /// Every `[[modules]]` entry, in dispatch order, enabled or not.
     pub modules: Vec<ModuleSettings>,
+    pub server: ServerSettings,
+    /// The URL with a relative SQLite path resolved against the file.
+    pub database: DatabaseSettings,
+    pub orders: OrderSettings,
+    pub api: ApiSettings,
+    pub products: Vec<ProductSettings>,
 }
 
 /// The file as written, before paths are resolved.
@@ -32,6 +42,16 @@ pub struct Settings {
 struct SettingsFile {
     #[serde(default)]
     modules: Vec<ModuleSettings>,
+    #[serde(default)]
+    server: ServerSettings,
+    #[serde(default)]
+    database: DatabaseSettings,
+    #[serde(default)]
+    orders: OrderSettings,
+    #[serde(default)]
+    api: ApiSettings,
+    #[serde(default)]
+    products: Vec<ProductSettings>,
 }
 
 impl Settings {
@@ -73,14 +93,32 @@ impl Settings {
                 ..module
             })
             .collect();
+        let mut database = file.database;
+        database.url = resolve_sqlite_path(&database.url, base);
         Ok(Settings {
             path: path.to_path_buf(),
             modules,
+            server: file.server,
+            database,
+            orders: file.orders,
+            api: file.api,
+            products: file.products,
         })
     }
 
     /// The modules that are enabled, in dispatch order.
     pub fn enabled_modules(&self) -> impl Iterator<Item = &ModuleSettings> {
         self.modules.iter().filter(|module| module.enabled)
+    }
+}
+
+/// `sqlite://relative.db` becomes `sqlite://<settings folder>/relative.db`;
+/// absolute paths, `sqlite::memory:` and other URLs are kept.
+fn resolve_sqlite_path(url: &str, base: &Path) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(rest) if !rest.starts_with('/') && !rest.is_empty() => {
+            format!("sqlite://{}", base.join(rest).display())
+        }
+        _ => url.to_string(),
     }
 }

@@ -1,0 +1,90 @@
+//! The catalog: products that baskets refer to by sku.
+
+use std::collections::BTreeMap;
+
+use super::{OrderError, OrderService};
+use crate::model::{Currency, Money};
+use crate::settings::ProductSettings;
+use crate::storage::{self, CatalogProduct};
+
+/// A product to create or replace, as given (price as a decimal string).
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    pub sku: String,
+    /// "Seat", "Coupon", "Enrollment Code", "Course Entitlement", "Donation", or
+    /// any other type a module claims.
+    pub product_type: String,
+    pub title: String,
+    /// Decimal string with the currency's decimals: "49.00".
+    pub price: String,
+    /// ISO 4217.
+    pub currency: String,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl From<&ProductSettings> for NewProduct {
+    fn from(product: &ProductSettings) -> Self {
+        NewProduct {
+            sku: product.sku.clone(),
+            product_type: product.product_type.clone(),
+            title: product.title.clone(),
+            price: product.price.clone(),
+            currency: product.currency.clone(),
+            attributes: product.attributes.clone(),
+        }
+    }
+}
+
+impl NewProduct {
+    fn validate(self) -> Result<CatalogProduct, OrderError> {
+        if self.sku.trim().is_empty() {
+            return Err(OrderError::invalid("sku", "must not be empty"));
+        }
+        if self.product_type.trim().is_empty() {
+            return Err(OrderError::invalid("product_type", "must not be empty"));
+        }
+        let currency: Currency = self
+            .currency
+            .parse()
+            .map_err(|error: crate::model::MoneyError| OrderError::invalid("currency", error.to_string()))?;
+        let price = Money::parse(&self.price, currency).map_err(|error| OrderError::invalid("price", error.to_string()))?;
+        if price.minor_units < 0 {
+            return Err(OrderError::invalid("price", "must not be negative"));
+        }
+        Ok(CatalogProduct {
+            sku: self.sku,
+            product_type: self.product_type,
+            title: self.title,
+            price,
+            attributes: self.attributes,
+        })
+    }
+}
+
+impl OrderService {
+    /// Creates or replaces a product.
+    pub async fn upsert_product(&self, product: NewProduct) -> Result<CatalogProduct, OrderError> {
+        let product = product.validate()?;
+        let mut connection = self.db.pool().acquire().await?;
+        storage::upsert_product(&mut connection, &product).await?;
+        Ok(product)
+    }
+
+    /// Upserts the `[[products]]` of the settings (the demo catalog).
+    pub async fn seed_products(&self, products: &[ProductSettings]) -> Result<(), OrderError> {
+        for (index, product) in products.iter().enumerate() {
+            self.upsert_product(product.into()).await.map_err(|error| match error {
+                OrderError::Invalid { field, message } => OrderError::invalid(format!("products[{index}].{field}"), message),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
+    pub async fn products(&self) -> Result<Vec<CatalogProduct>, OrderError> {
+        let mut connection = self.db.pool().acquire().await?;
+        Ok(storage::list_products(&mut connection).await?)
+    }
+}

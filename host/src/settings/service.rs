@@ -1,0 +1,153 @@
+//! The service's sections: `[server]`, `[database]`, `[orders]`, `[api]`
+//! and `[[products]]`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use super::Sha256Digest;
+
+/// `[server]`: the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Where `serve` listens.
+    #[serde(default = "default_bind")]
+    pub bind: SocketAddr,
+    /// The longest a request may take before the host answers 503.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// The largest request body accepted (413 above).
+    #[serde(default = "default_body_limit_bytes")]
+    pub body_limit_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bind: default_bind(),
+            request_timeout_ms: default_request_timeout_ms(),
+            body_limit_bytes: default_body_limit_bytes(),
+        }
+    }
+}
+
+fn default_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// 30 s: room for a synchronous fulfillment whose modules each wait their
+/// 7 s HTTP time-out.
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+
+/// 256 KiB: a basket of hundreds of lines.
+fn default_body_limit_bytes() -> usize {
+    256 * 1024
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` (relative to the settings file; created if missing)
+    /// or `postgres://user@host:port/db`.
+    #[serde(default = "default_database_url")]
+    pub url: String,
+    /// The most connections in the pool.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: default_database_url(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite://fulfillment.db".to_string()
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+
+/// `[orders]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSettings {
+    /// Order numbers are `PREFIX-N`: "EDX-100001".
+    #[serde(default = "default_number_prefix")]
+    pub number_prefix: String,
+    /// N of the first order.
+    #[serde(default = "default_first_number")]
+    pub first_number: u64,
+}
+
+impl Default for OrderSettings {
+    fn default() -> Self {
+        OrderSettings {
+            number_prefix: default_number_prefix(),
+            first_number: default_first_number(),
+        }
+    }
+}
+
+fn default_number_prefix() -> String {
+    "EDX".to_string()
+}
+
+/// As edX: basket id + 100000.
+fn default_first_number() -> u64 {
+    100_001
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Who may call the API.
+    #[serde(default)]
+    pub tokens: Vec<TokenSettings>,
+}
+
+/// One `[[api.tokens]]`: a bearer token, stored as its SHA-256 only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Who holds it (in logs).
+    pub name: String,
+    /// Hex SHA-256 of the token.
+    pub sha256: Sha256Digest,
+    pub role: Role,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Place orders and read them.
+    Checkout,
+    /// Everything.
+    Admin,
+}
+
+/// One `[[products]]` entry of the demo or seed catalog (upserted at start).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductSettings {
+    pub sku: String,
+    pub product_type: String,
+    pub title: String,
+    /// A decimal string in `currency`: "49.00".
+    pub price: String,
+    pub currency: String,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}

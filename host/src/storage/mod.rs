@@ -1,0 +1,110 @@
+//! Storage: orders, lines, notes, payments, refunds and the attempt log in
+//! SQLite (the embedded default) or PostgreSQL, through one set of queries.
+//!
+//! Start at [`Database::connect`]: it picks the backend from the URL, applies
+//! the migrations in `host/migrations/{sqlite,postgres}` (the same tables and
+//! columns), and hands out connections. The query functions, one file per
+//! table group, take a `&mut AnyConnection`, so the caller decides what runs
+//! in one transaction.
+
+mod error;
+mod idempotency;
+mod orders;
+mod payments;
+mod products;
+mod refunds;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use error::StorageError;
+pub use idempotency::{KeyClaim, claim_idempotency_key, release_idempotency_key, set_key_order};
+pub use orders::{
+    OrderFilter, OrderPage, StoredOrder, insert_order, list_orders, load_order, next_order_number,
+    save_fulfillment,
+};
+pub use payments::{PaymentRecord, insert_payment_event, insert_payment_source, payment_for_order};
+pub use products::{CatalogProduct, get_product, list_products, upsert_product};
+pub use refunds::{RefundLineRecord, RefundRecord, insert_refund, load_refund, update_refund};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database the URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A pool of connections to the orders database, migrated.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://...`), creating a
+    /// SQLite file if it does not exist, and applies the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Database, StorageError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StorageError::UnsupportedUrl(url.to_string()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') && !url.contains(":memory:") => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(StorageError::connect(&url))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never wait for the writer; a writer
+                        // waits up to 5 s for another instead of failing.
+                        connection.execute("PRAGMA journal_mode = WAL").await?;
+                        connection.execute("PRAGMA busy_timeout = 5000").await?;
+                        connection.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(StorageError::connect(&url))?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        Ok(Database { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// Milliseconds since the Unix epoch, for `created_at` columns.
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

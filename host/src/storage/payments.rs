@@ -1,0 +1,83 @@
+//! Payment sources and payment events.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{StorageError, now_ms};
+use crate::model::Money;
+
+/// Records a payment source (the processor's charge) and returns its id.
+pub async fn insert_payment_source(
+    connection: &mut AnyConnection,
+    processor: &str,
+    reference: &str,
+    amount: Money,
+    idempotency_key: Option<&str>,
+) -> Result<i64, StorageError> {
+    let row = sqlx::query(
+        "INSERT INTO payment_sources (processor, reference, amount_minor, currency, idempotency_key, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(processor)
+    .bind(reference)
+    .bind(amount.minor_units)
+    .bind(amount.currency.code())
+    .bind(idempotency_key)
+    .bind(now_ms())
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// Appends a payment event (`Paid`, `Refunded`) to a source.
+pub async fn insert_payment_event(
+    connection: &mut AnyConnection,
+    payment_source_id: i64,
+    event_type: &str,
+    amount_minor: i64,
+    reference: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO payment_events (payment_source_id, event_type, amount_minor, reference, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(payment_source_id)
+    .bind(event_type)
+    .bind(amount_minor)
+    .bind(reference)
+    .bind(now_ms())
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// An order's payment as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub id: i64,
+    pub processor: String,
+    pub reference: String,
+    pub amount_minor: i64,
+    /// Paid minus refunded.
+    pub refunded_minor: i64,
+}
+
+/// The payment of an order, if it has one.
+pub async fn payment_for_order(connection: &mut AnyConnection, payment_source_id: i64) -> Result<PaymentRecord, StorageError> {
+    let row = sqlx::query(
+        "SELECT id, processor, reference, amount_minor,
+                CAST(COALESCE((SELECT SUM(amount_minor) FROM payment_events
+                               WHERE payment_source_id = payment_sources.id AND event_type = 'Refunded'), 0)
+                     AS BIGINT) AS refunded
+         FROM payment_sources WHERE id = $1",
+    )
+    .bind(payment_source_id)
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(PaymentRecord {
+        id: row.try_get("id")?,
+        processor: row.try_get("processor")?,
+        reference: row.try_get("reference")?,
+        amount_minor: row.try_get("amount_minor")?,
+        refunded_minor: row.try_get("refunded")?,
+    })
+}

@@ -1,0 +1,86 @@
+//! The catalog.
+
+use std::collections::BTreeMap;
+
+use sqlx::{AnyConnection, Row};
+
+use super::StorageError;
+use crate::model::{Currency, Money};
+
+/// A product that can be bought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogProduct {
+    pub sku: String,
+    pub product_type: String,
+    pub title: String,
+    pub price: Money,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Creates the product, or replaces the one with the same sku.
+pub async fn upsert_product(connection: &mut AnyConnection, product: &CatalogProduct) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO products (sku, product_type, title, price_minor, currency, attributes)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (sku) DO UPDATE SET product_type = excluded.product_type, title = excluded.title,
+             price_minor = excluded.price_minor, currency = excluded.currency, attributes = excluded.attributes",
+    )
+    .bind(&product.sku)
+    .bind(&product.product_type)
+    .bind(&product.title)
+    .bind(product.price.minor_units)
+    .bind(product.price.currency.code())
+    .bind(to_json(&product.attributes))
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_product(connection: &mut AnyConnection, sku: &str) -> Result<Option<CatalogProduct>, StorageError> {
+    let row = sqlx::query(
+        "SELECT sku, product_type, title, price_minor, currency, attributes FROM products WHERE sku = $1",
+    )
+    .bind(sku)
+    .fetch_optional(&mut *connection)
+    .await?;
+    row.map(|row| product_from_row(&row)).transpose()
+}
+
+/// Every product, by sku.
+pub async fn list_products(connection: &mut AnyConnection) -> Result<Vec<CatalogProduct>, StorageError> {
+    let rows = sqlx::query("SELECT sku, product_type, title, price_minor, currency, attributes FROM products ORDER BY sku")
+        .fetch_all(&mut *connection)
+        .await?;
+    rows.iter().map(product_from_row).collect()
+}
+
+fn product_from_row(row: &sqlx::any::AnyRow) -> Result<CatalogProduct, StorageError> {
+    let currency: String = row.try_get("currency")?;
+    let currency: Currency = currency.parse().map_err(|error: crate::model::MoneyError| StorageError::Corrupt {
+        table: "products",
+        message: error.to_string(),
+    })?;
+    Ok(CatalogProduct {
+        sku: row.try_get("sku")?,
+        product_type: row.try_get("product_type")?,
+        title: row.try_get("title")?,
+        price: Money {
+            minor_units: row.try_get("price_minor")?,
+            currency,
+        },
+        attributes: from_json(row.try_get("attributes")?, "products")?,
+    })
+}
+
+/// A map as JSON text for a TEXT column.
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// JSON text from a TEXT column.
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: String, table: &'static str) -> Result<T, StorageError> {
+    serde_json::from_str(&text).map_err(|error| StorageError::Corrupt {
+        table,
+        message: error.to_string(),
+    })
+}
