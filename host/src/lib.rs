@@ -11,6 +11,8 @@
 //! `dispatch` uses `runtime`; nothing below calls upward. The binary
 //! (`main.rs`, `cli/`) is a thin shell over these.
 
+pub mod api;
+pub mod app;
 pub mod dispatch;
 pub mod model;
 pub mod orders;

@@ -48,7 +48,7 @@ CREATE TABLE orders (
     shipping_method   TEXT NOT NULL,
     shipping_minor    BIGINT NOT NULL,
     billing_address   TEXT NOT NULL,
-    email_opt_in      BOOLEAN NOT NULL,
+    email_opt_in      BIGINT NOT NULL, -- 0 or 1: the Any driver reads no SQLite BOOLEAN
     basket_attributes TEXT NOT NULL,
     status            TEXT NOT NULL,
     payment_source_id BIGINT REFERENCES payment_sources (id),

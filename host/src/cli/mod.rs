@@ -6,6 +6,7 @@ mod dispatch;
 mod modules;
 mod print;
 mod run_module;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,12 +48,14 @@ enum Command {
     Dispatch(dispatch::Args),
     /// Lists the modules that settings.toml enables, in dispatch order.
     Modules(modules::Args),
+    /// Serves the HTTP API: places orders, fulfills them, retries, refunds.
+    Serve(serve::Args),
 }
 
 impl Cli {
     /// The log filter when RUST_LOG is not set.
     pub fn default_log_filter(&self) -> &'static str {
-        if self.verbose { "info" } else { "warn" }
+        if self.verbose || matches!(self.command, Command::Serve(_)) { "info" } else { "warn" }
     }
 }
 
@@ -63,6 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::RunModule(args) => run_module::run(&cli.settings, args).await,
         Command::Dispatch(args) => dispatch::run(&cli.settings, args).await,
         Command::Modules(args) => modules::run(&cli.settings, args).await,
+        Command::Serve(args) => serve::run(&cli.settings, args).await,
     }
 }
 

@@ -56,7 +56,7 @@ pub async fn insert_order(connection: &mut AnyConnection, stored: &StoredOrder) 
     .bind(&stored.shipping_method)
     .bind(stored.shipping_charge.minor_units)
     .bind(to_json(&stored.billing_address))
-    .bind(order.email_opt_in)
+    .bind(i64::from(order.email_opt_in))
     .bind(to_json(&order.basket_attributes))
     .bind(order.status.as_str())
     .bind(stored.payment_source_id)
@@ -238,7 +238,7 @@ pub async fn load_order(connection: &mut AnyConnection, number: &str) -> Result<
         date_placed,
         currency,
         total: money(row.try_get("total_minor")?),
-        email_opt_in: row.try_get("email_opt_in")?,
+        email_opt_in: row.try_get::<i64, _>("email_opt_in")? != 0,
         basket_attributes: from_json(row.try_get("basket_attributes")?, "orders")?,
         status: parse_status::<OrderStatus>(row.try_get("status")?)?,
         lines,

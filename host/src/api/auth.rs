@@ -1,0 +1,58 @@
+//! Bearer tokens: each `[[api.tokens]]` entry is a token's SHA-256 and a role.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use sha2::Digest;
+
+use super::{ApiError, AppState};
+use crate::settings::{Role, Sha256Digest, TokenSettings};
+
+/// The caller, from a valid `Authorization: Bearer` header.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// 403 unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Checkout => Err(ApiError::forbidden("admin")),
+        }
+    }
+}
+
+/// Finds the token among `tokens` by its digest.
+pub fn authenticate(tokens: &[TokenSettings], token: &str) -> Option<Caller> {
+    let digest = Sha256Digest::of(token.as_bytes());
+    tokens.iter().find(|entry| entry.sha256 == digest).map(|entry| Caller {
+        name: entry.name.clone(),
+        role: entry.role,
+    })
+}
+
+/// The SHA-256 of `token`, as settings.toml wants it.
+pub fn token_digest(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(ApiError::unauthorized)?;
+        authenticate(&state.tokens, token.trim()).ok_or_else(ApiError::unauthorized)
+    }
+}

@@ -1,0 +1,278 @@
+//! `/orders`: place, read, list, retry fulfillment.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::json::ApiJson;
+use super::{ApiError, AppState, Caller};
+use crate::model::{NoteKind, OrderStatus};
+use crate::orders::{OrderService, PlaceOrder};
+use crate::storage::{self, OrderFilter, StoredOrder};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", get(list_orders).post(place_order))
+        .route("/orders/{number}", get(get_order))
+        .route("/orders/{number}/fulfill", put(retry_fulfillment))
+}
+
+/// An order as the API shows it. Amounts are decimal strings in `currency`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub number: String,
+    /// Pending, Payment Error, Open, Complete or Fulfillment Error.
+    pub status: String,
+    /// RFC 3339, UTC.
+    pub date_placed: String,
+    pub user: crate::model::User,
+    pub currency: String,
+    pub total: String,
+    pub shipping_method: String,
+    pub shipping_charge: String,
+    #[schema(value_type = Object)]
+    pub billing_address: serde_json::Value,
+    pub email_opt_in: bool,
+    pub lines: Vec<LineView>,
+    pub notes: Vec<NoteView>,
+    pub payment: Option<PaymentView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineView {
+    pub id: u64,
+    pub sku: String,
+    pub product_type: String,
+    pub title: String,
+    pub quantity: u32,
+    pub unit_price: String,
+    pub line_price: String,
+    /// Open, Complete, or one of the four Fulfillment ... Error statuses.
+    pub status: String,
+    /// The module that claimed the line.
+    pub fulfilled_by: Option<String>,
+    /// What modules stored on the line.
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoteView {
+    /// Info or Error.
+    pub kind: String,
+    pub message: String,
+    pub line_id: Option<u64>,
+    pub module: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentView {
+    pub processor: String,
+    pub reference: String,
+    pub amount: String,
+    pub refunded: String,
+}
+
+/// Builds the API view of a stored order (with its payment).
+pub(super) async fn order_view(service: &OrderService, stored: &StoredOrder) -> Result<OrderView, ApiError> {
+    let order = &stored.order;
+    let decimal = |minor_units: i64| crate::model::Money { minor_units, currency: order.currency }.to_decimal_string();
+    let payment = match stored.payment_source_id {
+        Some(id) => {
+            let mut connection = service.database().pool().acquire().await.map_err(crate::orders::OrderError::from)?;
+            let payment = storage::payment_for_order(&mut connection, id)
+                .await
+                .map_err(crate::orders::OrderError::from)?;
+            Some(PaymentView {
+                processor: payment.processor,
+                reference: payment.reference,
+                amount: decimal(payment.amount_minor),
+                refunded: decimal(payment.refunded_minor),
+            })
+        }
+        None => None,
+    };
+    Ok(OrderView {
+        number: order.number.clone(),
+        status: order.status.to_string(),
+        date_placed: order.date_placed_text(),
+        user: order.user.clone(),
+        currency: order.currency.code().to_string(),
+        total: order.total.to_decimal_string(),
+        shipping_method: stored.shipping_method.clone(),
+        shipping_charge: stored.shipping_charge.to_decimal_string(),
+        billing_address: stored.billing_address.clone(),
+        email_opt_in: order.email_opt_in,
+        lines: order
+            .lines
+            .iter()
+            .map(|line| LineView {
+                id: line.id,
+                sku: line.product.sku.clone(),
+                product_type: line.product.product_type.clone(),
+                title: line.product.title.clone(),
+                quantity: line.quantity,
+                unit_price: line.unit_price.to_decimal_string(),
+                line_price: line
+                    .unit_price
+                    .checked_mul(line.quantity)
+                    .map(|amount| amount.to_decimal_string())
+                    .unwrap_or_default(),
+                status: line.status.to_string(),
+                fulfilled_by: line.fulfilled_by.clone(),
+                attributes: line.attributes.clone(),
+            })
+            .collect(),
+        notes: order
+            .notes
+            .iter()
+            .map(|note| NoteView {
+                kind: match note.kind {
+                    NoteKind::Info => "Info".into(),
+                    NoteKind::Error => "Error".into(),
+                },
+                message: note.message.clone(),
+                line_id: note.line_id,
+                module: note.module.clone(),
+            })
+            .collect(),
+        payment,
+    })
+}
+
+/// Places an order: payment first, then the order, then fulfillment (the
+/// answer carries the final statuses).
+#[utoipa::path(post, path = "/api/v1/orders", request_body = PlaceOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same order and one charge")),
+    responses(
+        (status = 201, description = "Placed", body = OrderView),
+        (status = 200, description = "Replayed: an earlier request with this key made it", body = OrderView),
+        (status = 402, description = "Payment declined: no order"),
+        (status = 409, description = "Key reused with another body"),
+        (status = 422, description = "Invalid basket, total or payment: nothing charged"),
+    ),
+    security(("bearer" = [])))]
+async fn place_order(
+    State(state): State<AppState>,
+    _caller: Caller,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<PlaceOrder>,
+) -> Result<(StatusCode, Json<OrderView>), ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .map(|value| value.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+    let placed = state.service.place_order(input, key.as_deref()).await?;
+    let status = if placed.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(order_view(&state.service, &placed.order).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orders/{number}", params(("number" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 404)), security(("bearer" = [])))]
+async fn get_order(State(state): State<AppState>, _caller: Caller, Path(number): Path<String>) -> Result<Json<OrderView>, ApiError> {
+    let stored = state.service.order(&number).await?;
+    Ok(Json(order_view(&state.service, &stored).await?))
+}
+
+/// Filters and page of `GET /orders`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only orders in this status.
+    status: Option<String>,
+    /// Only this user's orders.
+    username: Option<String>,
+    /// From 1.
+    page: Option<u64>,
+    /// Default 20, at most 100.
+    page_size: Option<u64>,
+}
+
+/// A page of orders (page-number pagination).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderList {
+    pub count: u64,
+    /// The next page's URL, if any.
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<OrderView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orders", params(ListQuery),
+    responses((status = 200, body = OrderList)), security(("bearer" = [])))]
+async fn list_orders(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<OrderList>, ApiError> {
+    let page = query.page.unwrap_or(1).max(1);
+    let page_size = query.page_size.unwrap_or(20).clamp(1, 100);
+    if let Some(status) = &query.status
+        && serde_json::from_value::<OrderStatus>(serde_json::Value::String(status.clone())).is_err()
+    {
+        return Err(ApiError::invalid("status", format!("unknown order status `{status}`")));
+    }
+    let filter = OrderFilter {
+        status: query.status.clone(),
+        username: query.username.clone(),
+    };
+    let mut connection = state.service.database().pool().acquire().await.map_err(crate::orders::OrderError::from)?;
+    let found = storage::list_orders(&mut connection, &filter, page, page_size)
+        .await
+        .map_err(crate::orders::OrderError::from)?;
+    drop(connection);
+    let link = |page: u64| {
+        let mut url = format!("/api/v1/orders?page={page}&page_size={page_size}");
+        for (name, value) in [("status", &query.status), ("username", &query.username)] {
+            if let Some(value) = value {
+                url.push_str(&format!("&{name}={}", urlencode(value)));
+            }
+        }
+        url
+    };
+    let mut results = Vec::with_capacity(found.orders.len());
+    for stored in &found.orders {
+        results.push(order_view(&state.service, stored).await?);
+    }
+    Ok(Json(OrderList {
+        count: found.count,
+        next: (page * page_size < found.count).then(|| link(page + 1)),
+        previous: (page > 1).then(|| link(page - 1)),
+        results,
+    }))
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(byte).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// Staff retry: fulfills the lines that are not Complete. 200 with the order
+/// when it is now Complete; 502 with the order when it still fails; 406 when
+/// it is not fulfillable.
+#[utoipa::path(put, path = "/api/v1/orders/{number}/fulfill", params(("number" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 406), (status = 502, body = OrderView)),
+    security(("bearer" = [])))]
+async fn retry_fulfillment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(number): Path<String>,
+) -> Result<(StatusCode, Json<OrderView>), ApiError> {
+    caller.require_admin()?;
+    let (stored, _report) = state.service.retry_fulfillment(&number).await?;
+    let status = if stored.order.status == OrderStatus::Complete {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    Ok((status, Json(order_view(&state.service, &stored).await?)))
+}

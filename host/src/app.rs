@@ -1,0 +1,76 @@
+//! The service assembled from the settings: database, modules, catalog and
+//! HTTP API, bound to its address. `serve` runs it; the tests run it on a
+//! loopback port.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::orders::OrderService;
+use crate::payments::Payments;
+use crate::runtime::{ModuleEngine, Runtime};
+use crate::settings::Settings;
+use crate::storage::Database;
+
+/// The token of the demo settings; the host warns while it is accepted.
+pub const DEMO_TOKEN: &str = "demo-admin-token";
+
+/// A bound, ready service.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects the database (migrating it), loads the modules, seeds the
+    /// catalog from `[[products]]`, and binds `[server] bind` (port 0 picks
+    /// a free port).
+    pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+        Application::build_with(settings, ModuleEngine::new()?).await
+    }
+
+    /// The same on an existing engine (compiled modules are shared).
+    pub async fn build_with(settings: &Settings, engine: ModuleEngine) -> anyhow::Result<Application> {
+        let database = Database::connect(&settings.database.url, settings.database.max_connections).await?;
+        let runtime = Runtime::load_with(engine, settings).await?;
+        let service = OrderService::new(database, Arc::new(runtime), Payments::new(), settings.orders.clone());
+        service
+            .seed_products(&settings.products)
+            .await
+            .with_context(|| format!("invalid [[products]] in {}", settings.path.display()))?;
+        let demo = crate::api::token_digest(DEMO_TOKEN);
+        if settings.api.tokens.iter().any(|token| token.sha256.to_string() == demo) {
+            tracing::warn!("the demo API token `{DEMO_TOKEN}` is accepted: replace [[api.tokens]] before going live");
+        }
+        if settings.api.tokens.is_empty() {
+            tracing::warn!("no [[api.tokens]] configured: every API call will be refused (401)");
+        }
+        let state = AppState {
+            service,
+            tokens: Arc::new(settings.api.tokens.clone()),
+        };
+        let router = api::router(state.clone(), &settings.server);
+        let listener = TcpListener::bind(settings.server.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        Ok(Application { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}

@@ -1,0 +1,54 @@
+//! `fulfillment-host serve`: the HTTP API.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use fulfillment_host::app::Application;
+use fulfillment_host::settings::Settings;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Listen here instead of `[server] bind`.
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Use this database instead of `[database] url` (sqlite://PATH or postgres://...).
+    #[arg(long)]
+    database: Option<String>,
+}
+
+pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let mut settings = Settings::load(settings_path)?;
+    if let Some(bind) = args.bind {
+        settings.server.bind = bind;
+    }
+    if let Some(url) = args.database {
+        settings.database.url = url;
+    }
+    let app = Application::build(&settings).await?;
+    let address = app.local_addr()?;
+    tracing::info!(%address, "listening");
+    eprintln!("fulfillment-host listening on http://{address}");
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
