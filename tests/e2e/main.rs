@@ -4,6 +4,7 @@
 //!
 //! Run with `scripts/test` (it builds the modules first).
 
+mod api;
 mod dispatch;
 mod enrollment;
 mod entitlement;

@@ -55,7 +55,12 @@ pub async fn runtime(toml: &str) -> Runtime {
 static ENGINE: LazyLock<ModuleEngine> = LazyLock::new(|| ModuleEngine::new().expect("engine"));
 
 pub async fn try_runtime(toml: &str) -> Result<Runtime, LoadError> {
-    Runtime::load_with(ENGINE.clone(), &settings(toml)).await
+    Runtime::load_with(engine(), &settings(toml)).await
+}
+
+/// The test binary's shared engine.
+pub fn engine() -> ModuleEngine {
+    ENGINE.clone()
 }
 
 /// An LMS stand-in and a runtime with the shipped modules pointed at it.

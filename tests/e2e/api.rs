@@ -1,0 +1,361 @@
+//! The HTTP API end to end: a real server on a loopback port, a real SQLite
+//! file or PostgreSQL schema, the shipped modules, the LMS stand-in.
+//! Every scenario runs on both databases; the PostgreSQL runs need
+//! `FULFILLMENT_TEST_POSTGRES_URL` (scripts/test sets it) and say so when
+//! they are skipped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fulfillment_host::app::Application;
+use fulfillment_host::payments::Payments;
+use fulfillment_tests::lms::LmsStandIn;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{self, API_KEY};
+
+const ADMIN_TOKEN: &str = "admin-token";
+const CHECKOUT_TOKEN: &str = "checkout-token";
+const COURSE: &str = "course-v1:edX+DemoX+Demo";
+pub const POSTGRES_URL_VARIABLE: &str = "FULFILLMENT_TEST_POSTGRES_URL";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+enum Db {
+    Sqlite,
+    /// A fresh schema of the database at this URL.
+    Postgres(String),
+}
+
+impl Db {
+    fn postgres() -> Option<Db> {
+        match std::env::var(POSTGRES_URL_VARIABLE) {
+            Ok(url) if !url.is_empty() => Some(Db::Postgres(url)),
+            _ => {
+                eprintln!("skipped: the PostgreSQL run of this test needs {POSTGRES_URL_VARIABLE} (scripts/test sets it)");
+                None
+            }
+        }
+    }
+}
+
+/// A running host and what it talks to.
+struct TestApp {
+    base: String,
+    http: reqwest::Client,
+    lms: LmsStandIn,
+    payments: Payments,
+    _dir: tempfile::TempDir,
+}
+
+static SCHEMA: AtomicU64 = AtomicU64::new(0);
+
+/// A database URL of its own for one test.
+async fn database_url(db: &Db, dir: &std::path::Path) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}", dir.join("orders.db").display()),
+        Db::Postgres(url) => {
+            let schema = format!("t{}_{}", std::process::id(), SCHEMA.fetch_add(1, Ordering::SeqCst));
+            sqlx::any::install_default_drivers();
+            let mut connection: sqlx::AnyConnection =
+                sqlx::Connection::connect(url).await.expect("connect to PostgreSQL");
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut connection)
+                .await
+                .expect("create schema");
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}options=-c%20search_path%3D{schema}")
+        }
+    }
+}
+
+fn digest(token: &str) -> String {
+    fulfillment_host::api::token_digest(token)
+}
+
+impl TestApp {
+    async fn spawn(db: Db) -> TestApp {
+        let lms = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = database_url(&db, dir.path()).await;
+        let toml = format!(
+            r#"{modules}
+[server]
+bind = "127.0.0.1:0"
+[database]
+url = "{url}"
+max_connections = 4
+[orders]
+number_prefix = "EDX"
+first_number = 100001
+[[api.tokens]]
+name = "admin"
+sha256 = "{admin}"
+role = "admin"
+[[api.tokens]]
+name = "storefront"
+sha256 = "{checkout}"
+role = "checkout"
+[[products]]
+sku = "SEAT"
+product_type = "Seat"
+title = "Seat"
+price = "49.00"
+currency = "USD"
+attributes = {{ course_key = "{COURSE}", certificate_type = "verified" }}
+[[products]]
+sku = "DONATION"
+product_type = "Donation"
+title = "Donation"
+price = "10.00"
+currency = "USD"
+"#,
+            modules = support::shipped_modules(&lms.url()),
+            admin = digest(ADMIN_TOKEN),
+            checkout = digest(CHECKOUT_TOKEN),
+        );
+        let settings = support::settings(&toml);
+        let app = Application::build_with(&settings, support::engine()).await.expect("the app builds");
+        let base = format!("http://{}/api/v1", app.local_addr().expect("bound"));
+        let payments = app.state().service.payments().clone();
+        tokio::spawn(app.run_until(std::future::pending()));
+        TestApp {
+            base,
+            http: reqwest::Client::new(),
+            lms,
+            payments,
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder, token: Option<&str>) -> (StatusCode, Value) {
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().await.expect("the host answers");
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn place(&self, body: &Value, key: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.post(format!("{}/orders", self.base)).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        self.send(request, Some(CHECKOUT_TOKEN)).await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.send(self.http.get(format!("{}{path}", self.base)), Some(token)).await
+    }
+
+    async fn put(&self, path: &str, body: Option<Value>, token: &str) -> (StatusCode, Value) {
+        let mut request = self.http.put(format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request, Some(token)).await
+    }
+
+    async fn order_count(&self) -> u64 {
+        let (_, list) = self.get("/orders", ADMIN_TOKEN).await;
+        list["count"].as_u64().expect("a count")
+    }
+
+    fn charges(&self) -> usize {
+        self.payments.ledger().iter().filter(|entry| entry.signed_minor_units > 0).count()
+    }
+}
+
+fn checkout(total: &str, token: &str) -> Value {
+    json!({
+        "user": {"username": "alice", "email": "alice@example.com"},
+        "basket": [{"sku": "SEAT", "quantity": 1}, {"sku": "DONATION", "quantity": 1}],
+        "billing_address": {"country": "US"},
+        "total": total,
+        "currency": "USD",
+        "payment": {"processor": "test", "token": token},
+    })
+}
+
+fn statuses(order: &Value) -> Vec<String> {
+    order["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|line| line["status"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Runs a scenario on SQLite and on PostgreSQL.
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        $(mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario(super::Db::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = super::Db::postgres() {
+                    super::$scenario(db).await;
+                }
+            }
+        })*
+    };
+}
+
+on_both_databases!(
+    placing_an_order_pays_then_fulfills_it,
+    a_failed_line_is_retried_by_staff_without_resending_complete_lines,
+    a_declined_payment_creates_no_order,
+    a_wrong_total_is_refused_before_any_charge,
+    the_same_idempotency_key_charges_once,
+    concurrent_duplicates_charge_once,
+    an_approved_refund_credits_and_revokes,
+    tokens_and_roles_are_enforced,
+);
+
+async fn placing_an_order_pays_then_fulfills_it(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (status, order) = app.place(&checkout("59.00", "tok_success"), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["number"], "EDX-100001");
+    assert_eq!(order["status"], "Complete");
+    assert_eq!(statuses(&order), ["Complete", "Complete"]);
+    assert_eq!(order["lines"][0]["fulfilled_by"], "enrollment");
+    assert_eq!(order["total"], "59.00");
+    assert_eq!(order["payment"]["amount"], "59.00");
+    assert_eq!(app.lms.enrollment("alice", COURSE).map(|e| e.is_active), Some(true));
+
+    let (status, again) = app.get("/orders/EDX-100001", CHECKOUT_TOKEN).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, order, "what was answered is what was stored");
+    let (_, second) = app.place(&checkout("59.00", "tok_success"), None).await;
+    assert_eq!(second["number"], "EDX-100002");
+}
+
+async fn a_failed_line_is_retried_by_staff_without_resending_complete_lines(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.lms.fail_all(503, "LMS down for maintenance");
+    let (status, order) = app.place(&checkout("59.00", "tok_success"), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(order["status"], "Fulfillment Error");
+    assert_eq!(statuses(&order), ["Fulfillment Server Error", "Complete"]);
+    assert!(order["notes"][0]["message"].as_str().unwrap_or("").contains("LMS down for maintenance"), "{order}");
+
+    app.lms.heal();
+    let sent_before = app.lms.requests().len();
+    let (status, retried) = app.put("/orders/EDX-100001/fulfill", None, ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(retried["status"], "Complete");
+    assert_eq!(statuses(&retried), ["Complete", "Complete"]);
+    assert_eq!(app.lms.requests().len(), sent_before + 1, "only the failed seat was sent again");
+
+    let (status, body) = app.put("/orders/EDX-100001/fulfill", None, ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE, "{body}");
+    assert_eq!(body["error"]["code"], "not_fulfillable");
+}
+
+async fn a_declined_payment_creates_no_order(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (status, body) = app.place(&checkout("59.00", "tok_decline"), Some("declined-1")).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");
+    assert_eq!(body["error"]["message"], "payment declined: card declined");
+    assert_eq!(app.order_count().await, 0);
+    assert_eq!(app.charges(), 0);
+    assert!(app.lms.requests().is_empty());
+    // The key is free again: the learner may pay with another card.
+    let (status, _) = app.place(&checkout("59.00", "tok_success"), Some("declined-1")).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+async fn a_wrong_total_is_refused_before_any_charge(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (status, body) = app.place(&checkout("58.99", "tok_success"), None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "total");
+    assert_eq!(body["error"]["message"], "is 58.99 but the basket and shipping add up to 59.00");
+    let mut unknown = checkout("59.00", "tok_success");
+    unknown["basket"][1]["sku"] = json!("NOPE");
+    let (status, body) = app.place(&unknown, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "basket[1].sku");
+    assert_eq!(app.charges(), 0);
+    assert_eq!(app.order_count().await, 0);
+}
+
+async fn the_same_idempotency_key_charges_once(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (first_status, first) = app.place(&checkout("59.00", "tok_success"), Some("checkout-42")).await;
+    let (second_status, second) = app.place(&checkout("59.00", "tok_success"), Some("checkout-42")).await;
+    assert_eq!((first_status, second_status), (StatusCode::CREATED, StatusCode::OK));
+    assert_eq!(first["number"], second["number"]);
+    assert_eq!(app.charges(), 1);
+    assert_eq!(app.order_count().await, 1);
+
+    let mut other = checkout("108.00", "tok_success");
+    other["basket"][0]["quantity"] = json!(2);
+    let (status, body) = app.place(&other, Some("checkout-42")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(app.charges(), 1);
+}
+
+async fn concurrent_duplicates_charge_once(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let body = checkout("59.00", "tok_success");
+    let (a, b) = tokio::join!(app.place(&body, Some("double-click")), app.place(&body, Some("double-click")));
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [StatusCode::OK, StatusCode::CREATED]);
+    assert_eq!(a.1["number"], b.1["number"]);
+    assert_eq!(app.charges(), 1);
+    assert_eq!(app.order_count().await, 1);
+}
+
+async fn an_approved_refund_credits_and_revokes(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.place(&checkout("59.00", "tok_success"), None).await;
+    let refund = json!({"order_number": "EDX-100001", "line_ids": [1]});
+    let (status, created) = app
+        .send(app.http.post(format!("{}/refunds", app.base)).json(&refund), Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!((created["status"].as_str(), created["total"].as_str()), (Some("Open"), Some("49.00")));
+    let id = created["id"].as_i64().expect("an id");
+
+    let (status, processed) = app.put(&format!("/refunds/{id}/process"), Some(json!({"action": "approve"})), ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{processed}");
+    assert_eq!(processed["status"], "Complete");
+    assert_eq!(processed["lines"][0]["status"], "Complete");
+    assert_eq!(app.lms.enrollment("alice", COURSE).map(|e| e.is_active), Some(false), "the LMS saw the revocation");
+    let (_, order) = app.get("/orders/EDX-100001", ADMIN_TOKEN).await;
+    assert_eq!(order["payment"]["refunded"], "49.00");
+
+    let (status, _) = app
+        .send(app.http.post(format!("{}/refunds", app.base)).json(&refund), Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "a line is refunded once");
+}
+
+async fn tokens_and_roles_are_enforced(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (status, body) = app.send(app.http.get(format!("{}/orders", app.base)), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = app.get("/orders", "not-a-token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = app.put("/orders/EDX-1/fulfill", None, CHECKOUT_TOKEN).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["message"], "this needs a token with the `admin` role");
+    let (status, _) = app.get("/modules", CHECKOUT_TOKEN).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, modules) = app.get("/modules", ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(modules[0]["name"], "enrollment");
+    let (status, document) = app.get("/openapi.json", CHECKOUT_TOKEN).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(document["paths"]["/api/v1/orders"]["post"].is_object(), "{document}");
+}
