@@ -49,16 +49,33 @@ struct TestApp {
 }
 
 static SCHEMA: AtomicU64 = AtomicU64::new(0);
+static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Drops the schemas that earlier test processes (no longer running) made.
+async fn drop_schemas_of_finished_runs(connection: &mut sqlx::AnyConnection) {
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'fh_test_%'")
+            .fetch_all(&mut *connection)
+            .await
+            .unwrap_or_default();
+    for schema in schemas {
+        let pid = schema.split('_').nth(2).unwrap_or_default();
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut *connection).await;
+        }
+    }
+}
 
 /// A database URL of its own for one test.
 async fn database_url(db: &Db, dir: &std::path::Path) -> String {
     match db {
         Db::Sqlite => format!("sqlite://{}", dir.join("orders.db").display()),
         Db::Postgres(url) => {
-            let schema = format!("t{}_{}", std::process::id(), SCHEMA.fetch_add(1, Ordering::SeqCst));
+            let schema = format!("fh_test_{}_{}", std::process::id(), SCHEMA.fetch_add(1, Ordering::SeqCst));
             sqlx::any::install_default_drivers();
             let mut connection: sqlx::AnyConnection =
                 sqlx::Connection::connect(url).await.expect("connect to PostgreSQL");
+            CLEANED.get_or_init(|| drop_schemas_of_finished_runs(&mut connection)).await;
             sqlx::query(&format!("CREATE SCHEMA {schema}"))
                 .execute(&mut connection)
                 .await
