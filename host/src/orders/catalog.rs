@@ -1,41 +1,12 @@
 //! The catalog: products that baskets refer to by sku.
 
-use std::collections::BTreeMap;
-
 use super::{OrderError, OrderService};
 use crate::model::{Currency, Money};
-use crate::settings::ProductSettings;
 use crate::storage::{self, CatalogProduct};
 
-/// A product to create or replace, as given (price as a decimal string).
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewProduct {
-    pub sku: String,
-    /// "Seat", "Coupon", "Enrollment Code", "Course Entitlement", "Donation", or
-    /// any other type a module claims.
-    pub product_type: String,
-    pub title: String,
-    /// Decimal string with the currency's decimals: "49.00".
-    pub price: String,
-    /// ISO 4217.
-    pub currency: String,
-    #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
-}
-
-impl From<&ProductSettings> for NewProduct {
-    fn from(product: &ProductSettings) -> Self {
-        NewProduct {
-            sku: product.sku.clone(),
-            product_type: product.product_type.clone(),
-            title: product.title.clone(),
-            price: product.price.clone(),
-            currency: product.currency.clone(),
-            attributes: product.attributes.clone(),
-        }
-    }
-}
+/// A product to create or replace, as given (price as a decimal string):
+/// the same shape as a `[[products]]` entry of the settings.
+pub use crate::settings::ProductSettings as NewProduct;
 
 impl NewProduct {
     fn validate(self) -> Result<CatalogProduct, OrderError> {
@@ -73,9 +44,9 @@ impl OrderService {
     }
 
     /// Upserts the `[[products]]` of the settings (the demo catalog).
-    pub async fn seed_products(&self, products: &[ProductSettings]) -> Result<(), OrderError> {
+    pub async fn seed_products(&self, products: &[NewProduct]) -> Result<(), OrderError> {
         for (index, product) in products.iter().enumerate() {
-            self.upsert_product(product.into()).await.map_err(|error| match error {
+            self.upsert_product(product.clone()).await.map_err(|error| match error {
                 OrderError::Invalid { field, message } => OrderError::invalid(format!("products[{index}].{field}"), message),
                 other => other,
             })?;

@@ -99,8 +99,11 @@ impl OrderService {
             }
         }
         let placed = self.pay_and_create(input, priced, idempotency_key).await;
-        if placed.is_err()
-            && let Some(key) = idempotency_key
+        // No money moved (a decline, a processor error): the key is free for
+        // another try. Once money moved, the key stays taken, so that a retry
+        // of the request can never charge twice.
+        if let (Err(error), Some(key)) = (&placed, idempotency_key)
+            && !matches!(error, OrderError::PaidWithoutOrder { .. })
         {
             self.release_key_if_unused(key).await;
         }

@@ -138,11 +138,14 @@ pub enum Role {
     Admin,
 }
 
-/// One `[[products]]` entry of the demo or seed catalog (upserted at start).
-#[derive(Debug, Clone, Deserialize)]
+/// One `[[products]]` entry of the demo or seed catalog (upserted at start),
+/// and the body of `POST /api/v1/products`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductSettings {
     pub sku: String,
+    /// "Seat", "Coupon", "Enrollment Code", "Course Entitlement", "Donation",
+    /// or any other type a module claims.
     pub product_type: String,
     pub title: String,
     /// A decimal string in `currency`: "49.00".
