@@ -181,6 +181,17 @@ currency = "USD"
         list["count"].as_u64().expect("a count")
     }
 
+    /// Takes the LMS down (its port refuses connections).
+    async fn lms_down(&mut self) -> std::net::SocketAddr {
+        let placeholder = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
+        std::mem::replace(&mut self.lms, placeholder).stop().await
+    }
+
+    /// Brings the LMS back on its address.
+    async fn lms_up(&mut self, address: std::net::SocketAddr) {
+        self.lms = LmsStandIn::start_on(address, API_KEY).await.expect("LMS stand-in restarts");
+    }
+
     fn charges(&self) -> usize {
         self.payments.ledger().iter().filter(|entry| entry.signed_minor_units > 0).count()
     }
@@ -227,6 +238,7 @@ macro_rules! on_both_databases {
 on_both_databases!(
     placing_an_order_pays_then_fulfills_it,
     a_failed_line_is_retried_by_staff_without_resending_complete_lines,
+    a_retry_that_still_fails_answers_an_error_with_the_order,
     a_declined_payment_creates_no_order,
     a_wrong_total_is_refused_before_any_charge,
     the_same_idempotency_key_charges_once,
@@ -255,25 +267,39 @@ async fn placing_an_order_pays_then_fulfills_it(db: Db) {
 }
 
 async fn a_failed_line_is_retried_by_staff_without_resending_complete_lines(db: Db) {
-    let app = TestApp::spawn(db).await;
-    app.lms.fail_all(503, "LMS down for maintenance");
+    let mut app = TestApp::spawn(db).await;
+    let lms_address = app.lms_down().await;
     let (status, order) = app.place(&checkout("59.00", "tok_success"), None).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(order["status"], "Fulfillment Error");
-    assert_eq!(statuses(&order), ["Fulfillment Server Error", "Complete"]);
-    assert!(order["notes"][0]["message"].as_str().unwrap_or("").contains("LMS down for maintenance"), "{order}");
+    assert_eq!(statuses(&order), ["Fulfillment Network Error", "Complete"]);
+    assert_eq!(order["notes"][0]["message"], "Fulfillment of order failed due to a network problem.");
+    assert_eq!(order["notes"][0]["line_id"], 1);
 
-    app.lms.heal();
-    let sent_before = app.lms.requests().len();
+    app.lms_up(lms_address).await;
     let (status, retried) = app.put("/orders/EDX-100001/fulfill", None, ADMIN_TOKEN).await;
     assert_eq!(status, StatusCode::OK, "{retried}");
     assert_eq!(retried["status"], "Complete");
     assert_eq!(statuses(&retried), ["Complete", "Complete"]);
-    assert_eq!(app.lms.requests().len(), sent_before + 1, "only the failed seat was sent again");
+    let requests = app.lms.requests();
+    assert_eq!(requests.len(), 1, "only the failed seat was sent again: {requests:?}");
+    assert_eq!(requests[0].idempotency_key.as_deref(), Some("EDX-100001-1"));
 
     let (status, body) = app.put("/orders/EDX-100001/fulfill", None, ADMIN_TOKEN).await;
     assert_eq!(status, StatusCode::NOT_ACCEPTABLE, "{body}");
     assert_eq!(body["error"]["code"], "not_fulfillable");
+}
+
+async fn a_retry_that_still_fails_answers_an_error_with_the_order(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.lms.fail_all(503, "LMS down for maintenance");
+    let (_, order) = app.place(&checkout("59.00", "tok_success"), None).await;
+    assert_eq!(statuses(&order), ["Fulfillment Server Error", "Complete"]);
+    assert!(order["notes"][0]["message"].as_str().unwrap_or("").ends_with("LMS down for maintenance"), "{order}");
+    let (status, retried) = app.put("/orders/EDX-100001/fulfill", None, ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(retried["status"], "Fulfillment Error");
+    assert_eq!(retried["notes"].as_array().map(Vec::len), Some(2), "a note per failed attempt");
 }
 
 async fn a_declined_payment_creates_no_order(db: Db) {

@@ -30,11 +30,13 @@ pub use state::{Behaviour, Enrollment, Entitlement, RecordedRequest, Reply};
 
 use state::LmsState;
 
-/// A running stand-in; stops when dropped.
+/// A running stand-in; stops when dropped (or, waiting until its port is
+/// closed, with [`LmsStandIn::stop`]).
 pub struct LmsStandIn {
     addr: SocketAddr,
     state: Arc<LmsState>,
-    _shutdown: oneshot::Sender<()>,
+    shutdown: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
 }
 
 impl LmsStandIn {
@@ -50,7 +52,7 @@ impl LmsStandIn {
         let state = Arc::new(LmsState::new(api_key));
         let app = handlers::router(state.clone());
         let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             let server = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });
@@ -61,8 +63,17 @@ impl LmsStandIn {
         Ok(LmsStandIn {
             addr,
             state,
-            _shutdown: shutdown,
+            shutdown,
+            server,
         })
+    }
+
+    /// Stops answering and returns once the port is closed: the LMS is down
+    /// (connections are refused) until a new stand-in starts on the address.
+    pub async fn stop(self) -> SocketAddr {
+        let _ = self.shutdown.send(());
+        let _ = self.server.await;
+        self.addr
     }
 
     /// "http://127.0.0.1:PORT"
