@@ -42,6 +42,7 @@ impl Db {
 /// A running host and what it talks to.
 struct TestApp {
     base: String,
+    database_url: String,
     http: reqwest::Client,
     lms: LmsStandIn,
     payments: Payments,
@@ -138,6 +139,7 @@ currency = "USD"
         tokio::spawn(app.run_until(std::future::pending()));
         TestApp {
             base,
+            database_url: url,
             http: reqwest::Client::new(),
             lms,
             payments,
@@ -244,6 +246,7 @@ on_both_databases!(
     the_same_idempotency_key_charges_once,
     concurrent_duplicates_charge_once,
     an_approved_refund_credits_and_revokes,
+    payment_taken_without_an_order_is_recorded_and_never_taken_twice,
     tokens_and_roles_are_enforced,
 );
 
@@ -381,6 +384,43 @@ async fn an_approved_refund_credits_and_revokes(db: Db) {
         .send(app.http.post(format!("{}/refunds", app.base)).json(&refund), Some(ADMIN_TOKEN))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "a line is refunded once");
+}
+
+async fn payment_taken_without_an_order_is_recorded_and_never_taken_twice(db: Db) {
+    let app = TestApp::spawn(db).await;
+    // An order row already holds the next number: creating the order fails
+    // after the charge.
+    let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(&app.database_url).await.expect("connect");
+    sqlx::query(
+        "INSERT INTO orders (number, username, email, date_placed, currency, total_minor, shipping_method,
+             shipping_minor, billing_address, email_opt_in, basket_attributes, status, created_at)
+         VALUES ('EDX-100001', 'x', 'x', '2026-01-01T00:00:00Z', 'USD', 0, 'x', 0, '{}', 0, '{}', 'Open', 0)",
+    )
+    .execute(&mut connection)
+    .await
+    .expect("insert the conflicting order");
+
+    let (status, body) = app.place(&checkout("59.00", "tok_success"), Some("lost-order")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["error"]["code"], "paid_without_order");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("payment test_ch_1_tok_success was collected and recorded as payment source"), "{message}");
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payment_events JOIN payment_sources ON payment_sources.id = payment_events.payment_source_id
+         WHERE payment_sources.reference = 'test_ch_1_tok_success' AND payment_events.event_type = 'Paid'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("count payment events");
+    assert_eq!(recorded, 1, "the payment has its record");
+    assert_eq!(app.charges(), 1);
+
+    // The client retries with the same key: it is not charged again.
+    let (status, body) = app.place(&checkout("59.00", "tok_success"), Some("lost-order")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("an earlier request with Idempotency-Key `lost-order` failed after payment: payment test_ch_1"), "{message}");
+    assert_eq!(app.charges(), 1);
 }
 
 async fn tokens_and_roles_are_enforced(db: Db) {

@@ -82,11 +82,13 @@ CREATE TABLE order_notes (
     created_at BIGINT NOT NULL
 );
 
--- One row per checkout attempt key: the body's hash, and the order once made.
+-- One row per checkout attempt key: the body's hash, and the order once
+-- made (or why none was made after payment was collected).
 CREATE TABLE idempotency_keys (
     key          TEXT PRIMARY KEY,
     request_hash TEXT NOT NULL,
     order_number TEXT,
+    failure      TEXT,
     created_at   BIGINT NOT NULL
 );
 

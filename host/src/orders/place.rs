@@ -102,10 +102,12 @@ impl OrderService {
         // No money moved (a decline, a processor error): the key is free for
         // another try. Once money moved, the key stays taken, so that a retry
         // of the request can never charge twice.
-        if let (Err(error), Some(key)) = (&placed, idempotency_key)
-            && !matches!(error, OrderError::PaidWithoutOrder { .. })
-        {
-            self.release_key_if_unused(key).await;
+        if let (Err(error), Some(key)) = (&placed, idempotency_key) {
+            if matches!(error, OrderError::PaidWithoutOrder { .. }) {
+                self.mark_key_failed(key, &error.to_string()).await;
+            } else {
+                self.release_key_if_unused(key).await;
+            }
         }
         let mut stored = placed?;
         let _guard = self.locks.lock(&stored.order.number).await;
@@ -208,6 +210,13 @@ impl OrderService {
                     )));
                 }
                 KeyClaim::Existing {
+                    failure: Some(failure), ..
+                } => {
+                    return Err(OrderError::Conflict(format!(
+                        "an earlier request with Idempotency-Key `{key}` failed after payment: {failure}"
+                    )));
+                }
+                KeyClaim::Existing {
                     order_number: Some(number),
                     ..
                 } => {
@@ -216,7 +225,7 @@ impl OrderService {
                         .map(Some)
                         .ok_or_else(|| OrderError::NotFound(format!("order {number}")));
                 }
-                KeyClaim::Existing { order_number: None, .. } => {
+                KeyClaim::Existing { .. } => {
                     drop(connection);
                     if started.elapsed() > CONCURRENT_KEY_WAIT {
                         return Err(OrderError::Conflict(format!(
@@ -226,6 +235,16 @@ impl OrderService {
                     tokio::time::sleep(CONCURRENT_KEY_POLL).await;
                 }
             }
+        }
+    }
+
+    async fn mark_key_failed(&self, key: &str, failure: &str) {
+        let marked = async {
+            let mut connection = self.db.pool().acquire().await?;
+            storage::mark_key_failed(&mut connection, key, failure).await
+        };
+        if let Err(error) = marked.await {
+            tracing::error!(key, %error, "cannot mark an idempotency key as failed after payment");
         }
     }
 

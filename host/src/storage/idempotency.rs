@@ -10,10 +10,11 @@ pub enum KeyClaim {
     /// The key is new and now ours.
     Claimed,
     /// Another request used the key with this body hash; its order, if it
-    /// got that far.
+    /// got that far, or why it made none after taking payment.
     Existing {
         request_hash: String,
         order_number: Option<String>,
+        failure: Option<String>,
     },
 }
 
@@ -35,13 +36,14 @@ pub async fn claim_idempotency_key(
     if inserted.rows_affected() == 1 {
         return Ok(KeyClaim::Claimed);
     }
-    let row = sqlx::query("SELECT request_hash, order_number FROM idempotency_keys WHERE key = $1")
+    let row = sqlx::query("SELECT request_hash, order_number, failure FROM idempotency_keys WHERE key = $1")
         .bind(key)
         .fetch_one(&mut *connection)
         .await?;
     Ok(KeyClaim::Existing {
         request_hash: row.try_get("request_hash")?,
         order_number: row.try_get("order_number")?,
+        failure: row.try_get("failure")?,
     })
 }
 
@@ -49,6 +51,17 @@ pub async fn claim_idempotency_key(
 pub async fn set_key_order(connection: &mut AnyConnection, key: &str, order_number: &str) -> Result<(), StorageError> {
     sqlx::query("UPDATE idempotency_keys SET order_number = $1 WHERE key = $2")
         .bind(order_number)
+        .bind(key)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
+/// Records that the request under `key` took payment but made no order, so
+/// that a retry is refused at once (and never charges again).
+pub async fn mark_key_failed(connection: &mut AnyConnection, key: &str, failure: &str) -> Result<(), StorageError> {
+    sqlx::query("UPDATE idempotency_keys SET failure = $1 WHERE key = $2")
+        .bind(failure)
         .bind(key)
         .execute(&mut *connection)
         .await?;

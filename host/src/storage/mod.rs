@@ -21,7 +21,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use error::StorageError;
-pub use idempotency::{KeyClaim, claim_idempotency_key, release_idempotency_key, set_key_order};
+pub use idempotency::{
+    KeyClaim, claim_idempotency_key, mark_key_failed, release_idempotency_key, set_key_order,
+};
 pub use orders::{
     OrderFilter, OrderPage, StoredOrder, insert_order, list_orders, load_order, next_order_number,
     save_fulfillment,
