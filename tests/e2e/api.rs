@@ -100,6 +100,9 @@ impl TestApp {
             r#"{modules}
 [server]
 bind = "127.0.0.1:0"
+# Small, so that a whole refused request fits in the server's first read:
+# nothing is left unread when it answers 413 and closes.
+body_limit_bytes = 2048
 [database]
 url = "{url}"
 max_connections = 4
@@ -329,6 +332,19 @@ async fn a_wrong_total_is_refused_before_any_charge(db: Db) {
     let (status, body) = app.place(&unknown, None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["field"], "basket[1].sku");
+    let mut extra = checkout("59.00", "tok_success");
+    extra["coupon_code"] = json!("FREE");
+    let (status, body) = app.place(&extra, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"].as_str().unwrap_or("").contains("unknown field `coupon_code`"), "{body}");
+    let huge = "x".repeat(4 * 1024);
+    let (status, _) = app
+        .send(
+            app.http.post(format!("{}/orders", app.base)).header("Content-Type", "application/json").body(huge),
+            Some(CHECKOUT_TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(app.charges(), 0);
     assert_eq!(app.order_count().await, 0);
 }
