@@ -13,7 +13,7 @@ use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
 use crate::model::{NoteKind, OrderStatus};
 use crate::orders::{OrderService, PlaceOrder};
-use crate::storage::{self, OrderFilter, StoredOrder};
+use crate::storage::{OrderFilter, StoredOrder};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -81,21 +81,12 @@ pub struct PaymentView {
 pub(super) async fn order_view(service: &OrderService, stored: &StoredOrder) -> Result<OrderView, ApiError> {
     let order = &stored.order;
     let decimal = |minor_units: i64| crate::model::Money { minor_units, currency: order.currency }.to_decimal_string();
-    let payment = match stored.payment_source_id {
-        Some(id) => {
-            let mut connection = service.database().pool().acquire().await.map_err(crate::orders::OrderError::from)?;
-            let payment = storage::payment_for_order(&mut connection, id)
-                .await
-                .map_err(crate::orders::OrderError::from)?;
-            Some(PaymentView {
-                processor: payment.processor,
-                reference: payment.reference,
-                amount: decimal(payment.amount_minor),
-                refunded: decimal(payment.refunded_minor),
-            })
-        }
-        None => None,
-    };
+    let payment = service.payment(stored).await?.map(|payment| PaymentView {
+        processor: payment.processor,
+        reference: payment.reference,
+        amount: decimal(payment.amount_minor),
+        refunded: decimal(payment.refunded_minor),
+    });
     Ok(OrderView {
         number: order.number.clone(),
         status: order.status.to_string(),
@@ -221,11 +212,7 @@ async fn list_orders(
         status: query.status.clone(),
         username: query.username.clone(),
     };
-    let mut connection = state.service.database().pool().acquire().await.map_err(crate::orders::OrderError::from)?;
-    let found = storage::list_orders(&mut connection, &filter, page, page_size)
-        .await
-        .map_err(crate::orders::OrderError::from)?;
-    drop(connection);
+    let found = state.service.list_orders(&filter, page, page_size).await?;
     let link = |page: u64| {
         let mut url = format!("/api/v1/orders?page={page}&page_size={page_size}");
         for (name, value) in [("status", &query.status), ("username", &query.username)] {

@@ -352,6 +352,26 @@ impl OrderService {
         Ok(report)
     }
 
+    /// A page of orders matching `filter`, newest first.
+    pub async fn list_orders(
+        &self,
+        filter: &storage::OrderFilter,
+        page: u64,
+        page_size: u64,
+    ) -> Result<storage::OrderPage, OrderError> {
+        let mut connection = self.db.pool().acquire().await?;
+        Ok(storage::list_orders(&mut connection, filter, page, page_size).await?)
+    }
+
+    /// The payment of a stored order, if it has one.
+    pub async fn payment(&self, stored: &StoredOrder) -> Result<Option<storage::PaymentRecord>, OrderError> {
+        let Some(id) = stored.payment_source_id else {
+            return Ok(None);
+        };
+        let mut connection = self.db.pool().acquire().await?;
+        Ok(Some(storage::payment_for_order(&mut connection, id).await?))
+    }
+
     /// The order numbered `number`.
     pub async fn order(&self, number: &str) -> Result<StoredOrder, OrderError> {
         let mut connection = self.db.pool().acquire().await?;

@@ -10,16 +10,13 @@ use super::Sha256Digest;
 
 /// `[server]`: the HTTP API.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     /// Where `serve` listens.
-    #[serde(default = "default_bind")]
     pub bind: SocketAddr,
     /// The longest a request may take before the host answers 503.
-    #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
     /// The largest request body accepted (413 above).
-    #[serde(default = "default_body_limit_bytes")]
     pub body_limit_bytes: usize,
 }
 
@@ -50,14 +47,12 @@ fn default_body_limit_bytes() -> usize {
 
 /// `[database]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://PATH` (relative to the settings file; created if missing)
     /// or `postgres://user@host:port/db`.
-    #[serde(default = "default_database_url")]
     pub url: String,
     /// The most connections in the pool.
-    #[serde(default = "default_max_connections")]
     pub max_connections: u32,
 }
 
@@ -80,13 +75,11 @@ fn default_max_connections() -> u32 {
 
 /// `[orders]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OrderSettings {
     /// Order numbers are `PREFIX-N`: "EDX-100001".
-    #[serde(default = "default_number_prefix")]
     pub number_prefix: String,
     /// N of the first order.
-    #[serde(default = "default_first_number")]
     pub first_number: u64,
 }
 
