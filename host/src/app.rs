@@ -31,7 +31,7 @@ impl Application {
     /// catalog from `[[products]]`, and binds `[server] bind` (port 0 picks
     /// a free port).
     pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
-        Application::build_with(settings, ModuleEngine::new()?).await
+        Application::build_with(settings, ModuleEngine::for_settings(settings)?).await
     }
 
     /// The same on an existing engine (compiled modules are shared).

@@ -98,6 +98,12 @@ impl TestApp {
         let url = database_url(&db, dir.path()).await;
         let toml = format!(
             r#"{modules}
+# A module whose file is missing, left out visibly instead of stopping the host.
+[[modules]]
+name = "broken"
+path = "/nonexistent/broken.wasm"
+on_load_failure = "disable"
+
 [server]
 bind = "127.0.0.1:0"
 # Small, so that a whole refused request fits in the server's first read:
@@ -454,6 +460,15 @@ async fn tokens_and_roles_are_enforced(db: Db) {
     let (status, modules) = app.get("/modules", ADMIN_TOKEN).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(modules[0]["name"], "enrollment");
+    assert_eq!(modules[0]["status"], "running");
+    assert_eq!(modules[0]["limits"]["cpu_ms"], 1000);
+    assert_eq!(modules[0]["circuit_breaker"]["state"], "closed");
+    let broken = &modules[5];
+    assert_eq!((&broken["name"], &broken["status"], &broken["enabled"]), (&json!("broken"), &json!("failed"), &json!(false)));
+    assert!(
+        broken["error"].as_str().is_some_and(|error| error.starts_with("module `broken`: cannot read /nonexistent/broken.wasm")),
+        "{broken}"
+    );
     let (status, document) = app.get("/openapi.json", CHECKOUT_TOKEN).await;
     assert_eq!(status, StatusCode::OK);
     assert!(document["paths"]["/api/v1/orders"]["post"].is_object(), "{document}");

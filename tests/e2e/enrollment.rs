@@ -21,7 +21,7 @@ async fn enrollment_runtime(lms_url: &str, allowed: &[&str], extra: &[(&str, &st
     }
     let mut toml = module_entry("enrollment", "enrollment", allowed, &config);
     if let Some(ms) = http_timeout_ms {
-        toml = toml.replacen("[modules.config]", &format!("http_timeout_ms = {ms}\n[modules.config]"), 1);
+        toml = support::with_limits(toml, &[("http_timeout_ms", &ms.to_string())]);
     }
     support::runtime(&toml).await
 }

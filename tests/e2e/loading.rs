@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use fulfillment_host::runtime::LoadError;
-use fulfillment_host::settings::{Settings, Sha256Digest};
+use fulfillment_host::settings::{ModuleLimits, Settings, Sha256Digest};
 use fulfillment_tests::artifacts::module_path;
 
 use crate::support;
@@ -113,7 +113,21 @@ fn module_paths_are_relative_to_the_settings_file() {
     let settings = Settings::parse("[[modules]]\nname = \"a\"\npath = \"mods/a.wasm\"\n", Path::new("/etc/host/settings.toml"))
         .expect("valid");
     assert_eq!(settings.modules[0].path, Path::new("/etc/host/mods/a.wasm"));
-    assert_eq!(settings.modules[0].http_timeout_ms, 7_000);
+    assert_eq!(settings.modules[0].limits, ModuleLimits::default());
+    assert_eq!(settings.modules[0].limits.http_timeout_ms.get(), 7_000);
+}
+
+#[test]
+fn limits_out_of_range_or_unknown_are_refused_by_key_and_line() {
+    let error = |limits: &str| settings_error(&format!("[[modules]]\nname = \"a\"\npath = \"a.wasm\"\n[modules.limits]\n{limits}\n"));
+    let huge = error("memory_bytes = 2147483648");
+    assert!(huge.contains("line 5") && huge.contains("memory_bytes = 2147483648 is out of range"), "{huge}");
+    let zero = error("cpu_ms = 0");
+    assert!(zero.contains("line 5") && zero.contains("nonzero"), "{zero}");
+    let unknown = error("cpu_seconds = 1");
+    assert!(unknown.contains("unknown field `cpu_seconds`"), "{unknown}");
+    let policy = settings_error("[[modules]]\nname = \"a\"\npath = \"a.wasm\"\non_load_failure = \"ignore\"\n");
+    assert!(policy.contains("line 4") && policy.contains("unknown variant `ignore`"), "{policy}");
 }
 
 #[test]
@@ -122,4 +136,59 @@ fn the_default_settings_file_is_valid() {
     let settings = Settings::load(&path).expect("settings.toml is valid");
     let names: Vec<_> = settings.modules.iter().map(|module| module.name.to_string()).collect();
     assert_eq!(names, ["enrollment", "coupon", "enrollment-code", "course-entitlement", "donation"]);
+}
+
+#[tokio::test]
+async fn a_component_for_another_world_is_refused_naming_what_it_exports() {
+    let path = module_path("cli-app");
+    let message = load_error(&entry("cli", &path, "")).await;
+    assert!(
+        message.starts_with(&format!(
+            "module `cli`: {} does not implement the world commerce:fulfillment/fulfillment-module: missing export(s) `describe`, `supports-line`, `fulfill-product`, `revoke-line`; it exports `wasi:cli/run@0.2",
+            path.display()
+        )),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_component_importing_what_the_host_does_not_grant_is_refused() {
+    let path = module_path("greedy");
+    let message = load_error(&entry("greedy", &path, "")).await;
+    assert!(message.starts_with(&format!("module `greedy`: {} does not fit the host:", path.display())), "{message}");
+    assert!(message.contains("test:greedy/secrets"), "the import is named: {message}");
+}
+
+#[tokio::test]
+async fn a_module_that_fails_to_load_with_on_load_failure_disable_is_left_out_visibly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken = dir.path().join("seats.wasm");
+    std::fs::write(&broken, b"not wasm").expect("write file");
+    let toml = format!(
+        "{}\n{}",
+        entry("seats", &broken, "on_load_failure = \"disable\"\n"),
+        entry("donation", &module_path("donation"), "")
+    );
+    let runtime = support::runtime(&toml).await;
+    let names: Vec<_> = runtime.modules().iter().map(|module| module.name().to_string()).collect();
+    assert_eq!(names, ["donation"]);
+    let disabled = &runtime.disabled()[0];
+    assert_eq!((disabled.name.as_str(), disabled.load_failed), ("seats", true));
+    assert_eq!(disabled.reason, format!("module `seats`: {} is not a WebAssembly file", broken.display()));
+
+    let mut order = support::order(
+        "EDX-400",
+        vec![support::line(1, "Seat", "S1", serde_json::json!({})), support::line(2, "Donation", "D", serde_json::json!({}))],
+    );
+    fulfillment_host::dispatch::fulfill_order(&runtime, &mut order).await.expect("dispatch runs");
+    assert_eq!(order.lines[0].status, fulfillment_host::model::LineStatus::ConfigurationError);
+    assert_eq!(
+        support::notes_for(&order, 1),
+        ["No fulfillment module claimed line 1 (product type `Seat`, sku S1); module seats is disabled because it failed to load"]
+    );
+    assert_eq!(order.lines[1].status, fulfillment_host::model::LineStatus::Complete);
+
+    // Without the policy, the same file stops the load.
+    let stop = format!("{}\n", entry("seats", &broken, ""));
+    assert!(support::try_runtime(&stop).await.is_err());
 }

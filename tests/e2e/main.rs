@@ -5,6 +5,7 @@
 //! Run with `scripts/test` (it builds the modules first).
 
 mod api;
+mod breaker;
 mod dispatch;
 mod enrollment;
 mod entitlement;

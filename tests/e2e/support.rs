@@ -26,6 +26,17 @@ pub fn module_entry(name: &str, crate_name: &str, allowed_hosts: &[&str], config
     entry
 }
 
+/// `entry` (from [`module_entry`]) with a `[modules.limits]` table; the
+/// values are TOML (`("cpu_ms", "50")`).
+pub fn with_limits(entry: String, limits: &[(&str, &str)]) -> String {
+    let mut entry = entry;
+    entry.push_str("[modules.limits]\n");
+    for (key, value) in limits {
+        entry.push_str(&format!("{key} = {value}\n"));
+    }
+    entry
+}
+
 /// The shipped modules in the reference order, calling the LMS at `lms_url`.
 pub fn shipped_modules(lms_url: &str) -> String {
     let lms = [("lms_url", lms_url), ("api_key", API_KEY)];

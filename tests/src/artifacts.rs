@@ -9,7 +9,10 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The built component of the crate `crate_name` ("enrollment",
-/// "course-entitlement", "misbehaving", ...).
+/// "course-entitlement", "misbehaving", "greedy", "cli-app", ...): the file
+/// is named after the crate with `-` turned into `_`, as cargo names a
+/// cdylib. (The one binary, the `cli-app` fixture, names its bin `cli_app`
+/// to match.)
 ///
 /// Panics with what to run when it is missing: the tests need the real
 /// modules, built with `cargo plugins` (scripts/test runs it first).

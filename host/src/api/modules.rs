@@ -1,4 +1,5 @@
-//! `/modules`: what the runtime loaded.
+//! `/modules`: what the runtime loaded, what it could not, and how each
+//! module is doing (limits, orders in flight, circuit breaker).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -7,40 +8,79 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState, Caller};
+use crate::runtime::{BreakerView, DisabledModule, LoadedModule};
+use crate::settings::ModuleLimits;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/modules", get(list_modules))
 }
 
+/// One `[[modules]]` entry of the settings.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModuleView {
     /// The operator's name (settings.toml).
     pub name: String,
-    /// What the module calls itself.
-    pub module: String,
-    pub version: String,
-    pub sha256: String,
-    pub product_types: Vec<String>,
+    /// "running", "disabled" (`enabled = false`) or "failed" (it did not
+    /// load and its `on_load_failure` is `disable`).
+    pub status: &'static str,
+    /// Whether the module is being dispatched to.
     pub enabled: bool,
+    /// Why it is not running.
+    pub error: Option<String>,
+    pub path: String,
+    /// What the module calls itself (running modules).
+    pub module: Option<String>,
+    pub version: Option<String>,
+    pub sha256: Option<String>,
+    pub product_types: Vec<String>,
+    pub limits: Option<ModuleLimits>,
+    /// Orders the module is working on now.
+    pub in_flight: Option<usize>,
+    pub circuit_breaker: Option<BreakerView>,
 }
 
-/// The loaded modules, in dispatch order.
+impl ModuleView {
+    fn running(module: &LoadedModule) -> ModuleView {
+        ModuleView {
+            name: module.name().to_string(),
+            status: "running",
+            enabled: true,
+            error: None,
+            path: module.path().display().to_string(),
+            module: Some(module.info().name.clone()),
+            version: Some(module.info().version.clone()),
+            sha256: Some(module.digest().to_string()),
+            product_types: module.info().product_types.clone(),
+            limits: Some(module.limits().clone()),
+            in_flight: Some(module.in_flight()),
+            circuit_breaker: Some(module.breaker().view()),
+        }
+    }
+
+    fn disabled(module: &DisabledModule) -> ModuleView {
+        ModuleView {
+            name: module.name.clone(),
+            status: if module.load_failed { "failed" } else { "disabled" },
+            enabled: false,
+            error: Some(module.reason.clone()),
+            path: module.path.display().to_string(),
+            module: None,
+            version: None,
+            sha256: None,
+            product_types: Vec::new(),
+            limits: None,
+            in_flight: None,
+            circuit_breaker: None,
+        }
+    }
+}
+
+/// The running modules in dispatch order, then those that are not running.
 #[utoipa::path(get, path = "/api/v1/modules", responses((status = 200, body = [ModuleView])), security(("bearer" = [])))]
 async fn list_modules(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ModuleView>>, ApiError> {
     caller.require_admin()?;
-    let modules = state
-        .service
-        .runtime()
-        .modules()
-        .iter()
-        .map(|module| ModuleView {
-            name: module.name().to_string(),
-            module: module.info().name.clone(),
-            version: module.info().version.clone(),
-            sha256: module.digest().to_string(),
-            product_types: module.info().product_types.clone(),
-            enabled: true,
-        })
-        .collect();
-    Ok(Json(modules))
+    let runtime = state.service.runtime();
+    let running = runtime.modules().iter().map(|module| ModuleView::running(module));
+    let disabled = runtime.disabled().iter().map(ModuleView::disabled);
+    Ok(Json(running.chain(disabled).collect()))
 }

@@ -16,20 +16,26 @@ pub struct Args {
 pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(settings_path)?;
     let runtime = Runtime::load(&settings).await?;
-    let rows: Vec<serde_json::Value> = runtime
-        .modules()
-        .iter()
-        .map(|module| {
-            serde_json::json!({
-                "name": module.name(),
-                "module": module.info().name,
-                "version": module.info().version,
-                "product_types": module.info().product_types,
-                "sha256": module.digest().to_string(),
-                "path": module.path().display().to_string(),
-            })
+    let loaded = runtime.modules().iter().map(|module| {
+        serde_json::json!({
+            "name": module.name(),
+            "status": "running",
+            "module": module.info().name,
+            "version": module.info().version,
+            "product_types": module.info().product_types,
+            "sha256": module.digest().to_string(),
+            "path": module.path().display().to_string(),
         })
-        .collect();
+    });
+    let disabled = runtime.disabled().iter().map(|module| {
+        serde_json::json!({
+            "name": module.name,
+            "status": if module.load_failed { "failed" } else { "disabled" },
+            "error": module.reason,
+            "path": module.path.display().to_string(),
+        })
+    });
+    let rows: Vec<serde_json::Value> = loaded.chain(disabled).collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
@@ -46,9 +52,8 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
             module.path().display()
         );
     }
-    let disabled: Vec<_> = settings.modules.iter().filter(|module| !module.enabled).collect();
-    for module in disabled {
-        println!("{:<20} (disabled in settings)", module.name);
+    for module in runtime.disabled() {
+        println!("{:<20} (disabled: {})", module.name, module.reason);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use super::DispatchError;
 use super::claim::{ModuleClaim, claim_lines};
 use super::report::{Attempt, DispatchReport, ModuleCall};
 use crate::model::{LineId, LineStatus, NoteKind, Order, OrderNote, OrderStatus};
-use crate::runtime::{LineResult, ModuleFault, Runtime};
+use crate::runtime::{Admission, CallPass, FaultKind, LineHealth, LineResult, ModuleFault, Runtime};
 
 /// What one module's `fulfill-product` call produced.
 struct ModuleRun {
@@ -17,6 +17,8 @@ struct ModuleRun {
     lines: Vec<LineId>,
     answers: Result<Vec<(LineId, LineResult)>, ModuleFault>,
     elapsed: Duration,
+    /// The breaker's leave for the call; None when the breaker refused it.
+    pass: Option<CallPass>,
 }
 
 /// Fulfills every line of `order` that is not `Complete` and sets the line
@@ -63,7 +65,7 @@ async fn dispatch(runtime: &Runtime, order: &mut Order, pool: Vec<LineId>) -> Re
         attempts: Vec::new(),
         calls: claims.calls,
     };
-    for run in runs {
+    for mut run in runs {
         report.calls.push(ModuleCall {
             module: run.module.clone(),
             call: "fulfill-product",
@@ -73,21 +75,26 @@ async fn dispatch(runtime: &Runtime, order: &mut Order, pool: Vec<LineId>) -> Re
         });
         let elapsed = run.elapsed;
         let module = run.module.clone();
-        for (line_id, result) in checked_answers(run) {
+        let pass = run.pass.take();
+        let answers = checked_answers(run);
+        if let Some(pass) = pass {
+            pass.record(answers.iter().map(|(_, result)| line_health(result)));
+        }
+        for (line_id, result) in answers {
             apply(order, line_id, Some(&module), result, elapsed, &mut report)?;
         }
     }
     for (lines, fault) in claims.faulted {
         for line_id in lines {
             let result = LineResult::Failed {
-                status: LineStatus::ServerError,
+                status: fault_status(&fault),
                 message: fault.to_string(),
             };
             apply(order, line_id, Some(&fault.module), result, Duration::ZERO, &mut report)?;
         }
     }
     for line_id in claims.unclaimed {
-        let result = unclaimed_result(order, line_id, &claims.deciding_faults);
+        let result = unclaimed_result(runtime, order, line_id, &claims.deciding_faults);
         apply(order, line_id, None, result, Duration::ZERO, &mut report)?;
     }
     let all_complete = order.lines.iter().all(|line| line.status == LineStatus::Complete);
@@ -102,10 +109,38 @@ async fn dispatch(runtime: &Runtime, order: &mut Order, pool: Vec<LineId>) -> Re
     Ok(report)
 }
 
-/// Calls `fulfill-product` on one module with its claimed lines.
+/// Calls `fulfill-product` on one module with its claimed lines, unless its
+/// circuit breaker is open: then the lines fail at once with a network error.
 async fn run_claim(order: &Order, claim: ModuleClaim<'_>) -> ModuleRun {
     let ModuleClaim { mut session, lines } = claim;
     let module = session.module().name().to_string();
+    let pass = match session.module().breaker().admit() {
+        Admission::Call(pass) => pass,
+        Admission::Refused { failures, retry_in } => {
+            let message = format!(
+                "module {module} was not called: its last {failures} lines failed with network or timeout errors, so its circuit breaker is open (next probe in {} s)",
+                retry_in.as_secs()
+            );
+            tracing::info!(module = %module, order = %order.number, "circuit open: lines failed without calling the module");
+            let answers = lines
+                .iter()
+                .map(|line_id| {
+                    let failed = LineResult::Failed {
+                        status: LineStatus::NetworkError,
+                        message: message.clone(),
+                    };
+                    (*line_id, failed)
+                })
+                .collect();
+            return ModuleRun {
+                module,
+                lines,
+                answers: Ok(answers),
+                elapsed: Duration::ZERO,
+                pass: None,
+            };
+        }
+    };
     let span = tracing::info_span!(
         "module_call",
         module = %module,
@@ -136,6 +171,27 @@ async fn run_claim(order: &Order, claim: ModuleClaim<'_>) -> ModuleRun {
         lines,
         answers,
         elapsed,
+        pass: Some(pass),
+    }
+}
+
+/// The status of the lines of a module that faulted.
+fn fault_status(fault: &ModuleFault) -> LineStatus {
+    match fault.kind {
+        FaultKind::TimedOut => LineStatus::TimeoutError,
+        FaultKind::Failed => LineStatus::ServerError,
+    }
+}
+
+/// What a line's result tells the module's circuit breaker.
+fn line_health(result: &LineResult) -> LineHealth {
+    match result {
+        LineResult::Complete { .. } => LineHealth::Healthy,
+        LineResult::Failed {
+            status: LineStatus::NetworkError | LineStatus::TimeoutError,
+            ..
+        } => LineHealth::Unreachable,
+        LineResult::Failed { .. } => LineHealth::Neutral,
     }
 }
 
@@ -150,7 +206,13 @@ fn checked_answers(run: ModuleRun) -> Vec<(LineId, LineResult)> {
     };
     let answers = match run.answers {
         Ok(answers) => answers,
-        Err(fault) => return run.lines.iter().map(|id| (*id, server_error(fault.to_string()))).collect(),
+        Err(fault) => {
+            let failed = LineResult::Failed {
+                status: fault_status(&fault),
+                message: fault.to_string(),
+            };
+            return run.lines.iter().map(|id| (*id, failed.clone())).collect();
+        }
     };
     let claimed: HashSet<LineId> = run.lines.iter().copied().collect();
     let mut seen = HashSet::new();
@@ -181,10 +243,12 @@ fn checked_answers(run: ModuleRun) -> Vec<(LineId, LineResult)> {
     answers
 }
 
-/// The result for a line no module claimed: a configuration error, unless a
-/// module faulted before it could say whether the line was its own (then a
-/// server error, which a retry may fix).
-fn unclaimed_result(order: &Order, line_id: LineId, deciding_faults: &[ModuleFault]) -> LineResult {
+/// The result for a line no module claimed: a configuration error (naming
+/// the modules that failed to load, which may have been its owners), unless
+/// a module faulted before it could say whether the line was its own: then
+/// a timeout error if every such module ran out of time, else a server
+/// error; a retry may fix either.
+fn unclaimed_result(runtime: &Runtime, order: &Order, line_id: LineId, deciding_faults: &[ModuleFault]) -> LineResult {
     let what = match order.line(line_id) {
         Some(line) => format!(
             "line {line_id} (product type `{}`, sku {})",
@@ -193,16 +257,24 @@ fn unclaimed_result(order: &Order, line_id: LineId, deciding_faults: &[ModuleFau
         None => format!("line {line_id}"),
     };
     if deciding_faults.is_empty() {
-        LineResult::Failed {
+        let mut message = format!("No fulfillment module claimed {what}");
+        for disabled in runtime.disabled().iter().filter(|module| module.load_failed) {
+            message.push_str(&format!("; module {} is disabled because it failed to load", disabled.name));
+        }
+        return LineResult::Failed {
             status: LineStatus::ConfigurationError,
-            message: format!("No fulfillment module claimed {what}"),
-        }
+            message,
+        };
+    }
+    let faults: Vec<String> = deciding_faults.iter().map(ToString::to_string).collect();
+    let status = if deciding_faults.iter().all(|fault| fault.kind == FaultKind::TimedOut) {
+        LineStatus::TimeoutError
     } else {
-        let faults: Vec<String> = deciding_faults.iter().map(ToString::to_string).collect();
-        LineResult::Failed {
-            status: LineStatus::ServerError,
-            message: format!("No fulfillment module claimed {what}, but {}", faults.join("; ")),
-        }
+        LineStatus::ServerError
+    };
+    LineResult::Failed {
+        status,
+        message: format!("No fulfillment module claimed {what}, but {}", faults.join("; ")),
     }
 }
 

@@ -2,6 +2,7 @@
 //! runtime: the modules loaded from the settings, in dispatch order.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{Component, Linker};
@@ -9,17 +10,18 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::bindings::{config, http, log};
 use super::host::{ConfigCtx, HttpCtx, LogCtx};
+use super::meter::TICK;
 use super::module::LoadedModule;
 use super::state::HostState;
 use super::LoadError;
-use crate::settings::{ModuleSettings, Settings, Sha256Digest};
+use crate::settings::{
+    LoadFailurePolicy, MEMORY_CEILING_BYTES, ModuleSettings, Settings, Sha256Digest, TABLE_CEILING_ELEMENTS,
+};
 
 /// The most instances alive at once across all modules (each order being
-/// dispatched holds at most one per module).
+/// dispatched holds at most one per module, and each module at most its
+/// `max_in_flight`).
 const MAX_LIVE_INSTANCES: u32 = 1_000;
-/// The most linear memory one module instance may have. Growth past it fails
-/// inside the guest (its allocator sees out-of-memory), never in the host.
-pub(super) const MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 
 /// What every store is made from: the engine, the linker with the host's
 /// imports, and each component compiled once (by digest). Cheap to clone;
@@ -32,20 +34,49 @@ struct EngineInner {
     engine: Engine,
     linker: Linker<HostState>,
     compiled: Mutex<HashMap<Sha256Digest, Component>>,
+    meters_fuel: bool,
+    /// Stops the epoch ticker when the engine goes.
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl ModuleEngine {
+    /// An engine without fuel metering (CPU deadlines still apply).
     pub fn new() -> Result<ModuleEngine, LoadError> {
+        ModuleEngine::build(false)
+    }
+
+    /// An engine with fuel metering when `settings` gives any module a fuel
+    /// budget. Metering costs every module some speed, so it is on only
+    /// when asked for.
+    pub fn for_settings(settings: &Settings) -> Result<ModuleEngine, LoadError> {
+        ModuleEngine::build(settings.enabled_modules().any(|module| module.limits.fuel.is_some()))
+    }
+
+    /// An engine that meters fuel or not.
+    pub fn build(meter_fuel: bool) -> Result<ModuleEngine, LoadError> {
+        // Per-module caps (memory_bytes, table_elements) are enforced by each
+        // store's limiter, below these engine-wide ceilings.
         let mut pooling = PoolingAllocationConfig::new();
         pooling
             .total_component_instances(MAX_LIVE_INSTANCES)
             .total_core_instances(MAX_LIVE_INSTANCES * 4)
             .total_memories(MAX_LIVE_INSTANCES * 2)
             .total_tables(MAX_LIVE_INSTANCES * 4)
-            .max_memory_size(MAX_MEMORY_BYTES);
+            .max_memory_size(MEMORY_CEILING_BYTES as usize)
+            .table_elements(TABLE_CEILING_ELEMENTS as usize);
         let mut config = Config::new();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
+            .epoch_interruption(true)
+            .consume_fuel(meter_fuel);
         let engine = Engine::new(&config).map_err(LoadError::Engine)?;
+        let ticker_stop = start_epoch_ticker(&engine)?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(LoadError::Engine)?;
@@ -59,7 +90,14 @@ impl ModuleEngine {
             engine,
             linker,
             compiled: Mutex::new(HashMap::new()),
+            meters_fuel: meter_fuel,
+            ticker_stop,
         })))
+    }
+
+    /// Whether modules may have a `fuel` budget on this engine.
+    pub fn meters_fuel(&self) -> bool {
+        self.0.meters_fuel
     }
 
     pub(super) fn engine(&self) -> &Engine {
@@ -89,11 +127,40 @@ impl ModuleEngine {
     }
 }
 
+/// Advances the engine's epoch every [`TICK`] on a thread of its own, until
+/// the returned flag is set: the clock of every module's CPU deadline.
+fn start_epoch_ticker(engine: &Engine) -> Result<Arc<AtomicBool>, LoadError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (engine, stopped) = (engine.clone(), stop.clone());
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        })
+        .map_err(|error| LoadError::Engine(wasmtime::Error::msg(format!("cannot start the epoch ticker: {error}"))))?;
+    Ok(stop)
+}
+
 /// The engine, the HTTP client, and the modules loaded from the settings, in
-/// dispatch order.
+/// dispatch order, with the modules that could not be loaded.
 pub struct Runtime {
     shared: Arc<Shared>,
     modules: Vec<Arc<LoadedModule>>,
+    disabled: Vec<DisabledModule>,
+}
+
+/// A module of the settings that is not running, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisabledModule {
+    pub name: String,
+    pub path: std::path::PathBuf,
+    /// "enabled = false in settings.toml", or the load error.
+    pub reason: String,
+    /// Whether it failed to load (as opposed to being switched off).
+    pub load_failed: bool,
 }
 
 /// What a loaded module needs to open sessions.
@@ -123,21 +190,50 @@ impl Runtime {
         Ok(Runtime {
             shared: Arc::new(Shared { engine, http_client }),
             modules: Vec::new(),
+            disabled: Vec::new(),
         })
     }
 
     /// A runtime with every enabled module of `settings` loaded, in order.
     pub async fn load(settings: &Settings) -> Result<Runtime, LoadError> {
-        Runtime::load_with(ModuleEngine::new()?, settings).await
+        Runtime::load_with(ModuleEngine::for_settings(settings)?, settings).await
     }
 
-    /// The same, on `engine`.
+    /// The same, on `engine`. A module that fails to load stops the load,
+    /// unless its `on_load_failure` is `disable`: then it is left out and
+    /// listed in [`Runtime::disabled`] with the reason.
     pub async fn load_with(engine: ModuleEngine, settings: &Settings) -> Result<Runtime, LoadError> {
         let mut runtime = Runtime::with_engine(engine)?;
-        for module in settings.enabled_modules() {
-            runtime.add(module).await?;
+        for module in &settings.modules {
+            if !module.enabled {
+                runtime.disabled.push(DisabledModule {
+                    name: module.name.to_string(),
+                    path: module.path.clone(),
+                    reason: "enabled = false in settings.toml".into(),
+                    load_failed: false,
+                });
+                continue;
+            }
+            match runtime.add(module).await {
+                Ok(_) => {}
+                Err(error) if module.on_load_failure == LoadFailurePolicy::Disable => {
+                    tracing::error!(module = %module.name, %error, "module disabled: it failed to load (on_load_failure = \"disable\")");
+                    runtime.disabled.push(DisabledModule {
+                        name: module.name.to_string(),
+                        path: module.path.clone(),
+                        reason: error.to_string(),
+                        load_failed: true,
+                    });
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(runtime)
+    }
+
+    /// The modules of the settings that are not running, in settings order.
+    pub fn disabled(&self) -> &[DisabledModule] {
+        &self.disabled
     }
 
     /// Loads one module and appends it to the dispatch order.

@@ -36,11 +36,18 @@ pub enum LoadError {
         message: String,
     },
     /// Exports of the `fulfillment-module` world are missing.
-    #[error("module `{module}`: {} does not implement the world commerce:fulfillment/fulfillment-module: missing export(s) {}", path.display(), missing.join(", "))]
+    #[error(
+        "module `{module}`: {} does not implement the world commerce:fulfillment/fulfillment-module: missing export(s) {}; it exports {}",
+        path.display(),
+        missing.join(", "),
+        if exported.is_empty() { "nothing".to_string() } else { exported.join(", ") }
+    )]
     MissingExports {
         module: String,
         path: PathBuf,
         missing: Vec<String>,
+        /// What it exports instead (a CLI app exports `wasi:cli/run`).
+        exported: Vec<String>,
     },
     /// The exports are there with the wrong types, or the component imports
     /// something the host does not grant.
@@ -50,6 +57,10 @@ pub enum LoadError {
         path: PathBuf,
         message: String,
     },
+    /// The module has a `fuel` budget, but the engine was built without fuel
+    /// metering (only a runtime built from the settings turns it on).
+    #[error("module `{module}`: {} sets limits.fuel, but this engine does not meter fuel", path.display())]
+    FuelUnavailable { module: String, path: PathBuf },
     /// `describe` trapped.
     #[error("module `{module}`: {}: describe() failed: {message}", path.display())]
     Describe {

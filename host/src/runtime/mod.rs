@@ -11,17 +11,22 @@
 //! granted.
 
 mod bindings;
+mod breaker;
 mod convert;
 mod engine;
 mod fault;
 mod host;
+mod limiter;
 mod load_error;
+mod meter;
 mod module;
 mod session;
 mod state;
 
-pub use engine::{ModuleEngine, Runtime};
-pub use fault::ModuleFault;
+pub use breaker::{Admission, BreakerView, CallPass, CircuitBreaker, LineHealth};
+pub use engine::{DisabledModule, ModuleEngine, Runtime};
+pub use fault::{FaultKind, ModuleFault};
+pub use meter::TICK;
 pub use load_error::LoadError;
 pub use module::{LoadedModule, ModuleInfo};
 pub use session::{LineResult, ModuleSession, RevokeResult};

@@ -3,15 +3,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Component;
 
 use super::bindings::{FulfillmentModulePre, REQUIRED_EXPORTS};
+use super::breaker::CircuitBreaker;
 use super::engine::Shared;
+use super::fault::FaultKind;
 use super::host::{ConfigCtx, HttpCtx, HttpPolicy, LogCtx};
+use super::limiter::GrowthLimiter;
+use super::meter::CallMeter;
 use super::session::ModuleSession;
 use super::state::HostState;
 use super::{LoadError, ModuleFault};
-use crate::settings::{ModuleSettings, Sha256Digest};
+use crate::settings::{ModuleLimits, ModuleSettings, Sha256Digest};
 
 /// The first bytes of every WebAssembly binary.
 const WASM_MAGIC: [u8; 4] = *b"\0asm";
@@ -36,6 +41,10 @@ pub struct LoadedModule {
     pre: FulfillmentModulePre<HostState>,
     config: ConfigCtx,
     http_policy: Arc<HttpPolicy>,
+    limits: ModuleLimits,
+    /// One permit per order the module may work on at once (`max_in_flight`).
+    slots: Arc<Semaphore>,
+    breaker: CircuitBreaker,
     shared: Arc<Shared>,
 }
 
@@ -50,6 +59,9 @@ impl LoadedModule {
             path: path.clone(),
             source,
         })?;
+        if settings.limits.fuel.is_some() && !shared.engine.meters_fuel() {
+            return Err(LoadError::FuelUnavailable { module: name, path });
+        }
         let digest = Sha256Digest::of(&bytes);
         if let Some(expected) = settings.sha256
             && expected != digest
@@ -81,6 +93,9 @@ impl LoadedModule {
             pre,
             config: ConfigCtx::from_table(&settings.config),
             http_policy: Arc::new(HttpPolicy::from_settings(settings)),
+            limits: settings.limits.clone(),
+            slots: Arc::new(Semaphore::new(settings.limits.max_in_flight.get() as usize)),
+            breaker: CircuitBreaker::new(settings.circuit_breaker.clone()),
             shared,
         };
         let describe_error = |fault: ModuleFault| LoadError::Describe {
@@ -117,14 +132,53 @@ impl LoadedModule {
         &self.imports
     }
 
-    /// A fresh store and instance of the module for work on `order_number`.
+    /// What the module may use.
+    pub fn limits(&self) -> &ModuleLimits {
+        &self.limits
+    }
+
+    /// The module's circuit breaker (dispatch asks it before each
+    /// `fulfill-product` call).
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// How many orders the module is working on now.
+    pub fn in_flight(&self) -> usize {
+        (self.limits.max_in_flight.get() as usize).saturating_sub(self.slots.available_permits())
+    }
+
+    /// A fresh store and instance of the module for work on `order_number`,
+    /// once one of its in-flight slots is free (waiting at most `wall_ms`).
     pub async fn session(&self, order_number: &str) -> Result<ModuleSession<'_>, ModuleFault> {
+        let slot = self.take_slot().await?;
         let state = HostState::new(
-            LogCtx::new(&self.name, order_number),
+            LogCtx::new(&self.name, order_number, self.limits.log_bytes as usize),
             self.config.clone(),
             HttpCtx::new(self.shared.http_client.clone(), self.http_policy.clone(), &self.name),
+            GrowthLimiter::new(self.limits.memory_bytes, self.limits.table_elements),
+            CallMeter::new(self.limits.cpu()),
         );
-        ModuleSession::start(self, self.shared.engine.engine(), &self.pre, state).await
+        ModuleSession::start(self, self.shared.engine.engine(), &self.pre, state, slot).await
+    }
+
+    async fn take_slot(&self) -> Result<OwnedSemaphorePermit, ModuleFault> {
+        let wait = self.limits.wall();
+        match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            // The semaphore is never closed; say so rather than panic.
+            Ok(Err(_)) => Err(ModuleFault::new(&self.name, "instantiate", FaultKind::Failed, "its in-flight slots are closed".into())),
+            Err(_) => Err(ModuleFault::new(
+                &self.name,
+                "instantiate",
+                FaultKind::TimedOut,
+                format!(
+                    "found no free slot within {} ms (wall_ms): it is already working on {} orders (max_in_flight)",
+                    wait.as_millis(),
+                    self.limits.max_in_flight
+                ),
+            )),
+        }
     }
 }
 
@@ -173,6 +227,7 @@ fn link(
             module: name.to_string(),
             path: path.to_path_buf(),
             missing,
+            exported: exported.iter().map(|export| format!("`{export}`")).collect(),
         });
     }
     let incompatible = |error: wasmtime::Error| LoadError::Incompatible {

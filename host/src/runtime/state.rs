@@ -4,7 +4,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use std::sync::Arc;
+
 use super::host::{ConfigCtx, HttpCtx, LogCtx};
+use super::limiter::GrowthLimiter;
+use super::meter::CallMeter;
 
 /// How much of a module's stderr the host keeps per store: enough for a
 /// panic message, which then goes into the note of a failed line.
@@ -21,10 +25,14 @@ pub struct HostState {
     pub log: LogCtx,
     pub config: ConfigCtx,
     pub http: HttpCtx,
+    /// The memory and table caps.
+    pub limiter: GrowthLimiter,
+    /// The CPU time of the call in progress (read by the epoch callback).
+    pub meter: Arc<CallMeter>,
 }
 
 impl HostState {
-    pub fn new(log: LogCtx, config: ConfigCtx, http: HttpCtx) -> HostState {
+    pub fn new(log: LogCtx, config: ConfigCtx, http: HttpCtx, limiter: GrowthLimiter, meter: Arc<CallMeter>) -> HostState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
@@ -39,6 +47,8 @@ impl HostState {
             log,
             config,
             http,
+            limiter,
+            meter,
         }
     }
 

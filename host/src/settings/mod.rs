@@ -7,6 +7,7 @@
 
 mod allowed_host;
 mod error;
+mod limits;
 mod module;
 mod service;
 
@@ -16,6 +17,7 @@ use serde::Deserialize;
 
 pub use allowed_host::AllowedHost;
 pub use error::SettingsError;
+pub use limits::{CircuitBreakerSettings, LoadFailurePolicy, MEMORY_CEILING_BYTES, ModuleLimits, TABLE_CEILING_ELEMENTS};
 pub use module::{ModuleName, ModuleSettings, Sha256Digest};
 pub use service::{
     ApiSettings, DatabaseSettings, OrderSettings, ProductSettings, Role, ServerSettings, TokenSettings,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::AllowedHost;
+use super::{AllowedHost, CircuitBreakerSettings, LoadFailurePolicy, ModuleLimits};
 
 /// A fulfillment module as the operator configured it.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,12 +24,16 @@ pub struct ModuleSettings {
     /// Where the module may send HTTP requests; empty = nowhere.
     #[serde(default)]
     pub allowed_hosts: Vec<AllowedHost>,
-    /// The longest one HTTP call of the module may take, in milliseconds.
-    #[serde(default = "default_http_timeout_ms")]
-    pub http_timeout_ms: u32,
-    /// The largest HTTP response body the host reads for the module, in bytes.
-    #[serde(default = "default_http_max_response_bytes")]
-    pub http_max_response_bytes: u64,
+    /// Whether a load failure stops the host or leaves the module disabled.
+    #[serde(default)]
+    pub on_load_failure: LoadFailurePolicy,
+    /// What the module may use (`[modules.limits]`).
+    #[serde(default)]
+    pub limits: ModuleLimits,
+    /// When the host stops calling the module for a while
+    /// (`[modules.circuit_breaker]`).
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerSettings,
     /// The module's own settings, handed to it through the `config` import.
     #[serde(default)]
     pub config: toml::Table,
@@ -45,8 +49,9 @@ impl ModuleSettings {
             sha256: None,
             enabled: true,
             allowed_hosts: Vec::new(),
-            http_timeout_ms: default_http_timeout_ms(),
-            http_max_response_bytes: default_http_max_response_bytes(),
+            on_load_failure: LoadFailurePolicy::Stop,
+            limits: ModuleLimits::default(),
+            circuit_breaker: CircuitBreakerSettings::default(),
             config: toml::Table::new(),
         }
     }
@@ -54,16 +59,6 @@ impl ModuleSettings {
 
 fn enabled_by_default() -> bool {
     true
-}
-
-/// 7 s: the reference's ENROLLMENT_FULFILLMENT_TIMEOUT.
-fn default_http_timeout_ms() -> u32 {
-    7_000
-}
-
-/// 1 MiB: far above any LMS answer, far below what would hurt the host.
-fn default_http_max_response_bytes() -> u64 {
-    1024 * 1024
 }
 
 /// A module name: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`, starting

@@ -15,15 +15,21 @@ pub struct HttpPolicy {
     pub allowed_hosts: Vec<AllowedHost>,
     /// The longest a call may take, from connecting to the last body byte.
     pub timeout: Duration,
+    pub max_request_bytes: u64,
     pub max_response_bytes: u64,
+    /// Calls per order (per store).
+    pub max_calls: u32,
 }
 
 impl HttpPolicy {
     pub fn from_settings(settings: &ModuleSettings) -> HttpPolicy {
+        let limits = &settings.limits;
         HttpPolicy {
             allowed_hosts: settings.allowed_hosts.clone(),
-            timeout: Duration::from_millis(u64::from(settings.http_timeout_ms)),
-            max_response_bytes: settings.http_max_response_bytes,
+            timeout: limits.http_timeout(),
+            max_request_bytes: limits.http_request_bytes,
+            max_response_bytes: limits.http_response_bytes,
+            max_calls: limits.http_calls,
         }
     }
 
@@ -38,6 +44,8 @@ pub struct HttpCtx {
     client: reqwest::Client,
     policy: Arc<HttpPolicy>,
     module: String,
+    /// Requests the module asked for in this store, refused ones included.
+    calls: u32,
 }
 
 impl HttpCtx {
@@ -46,11 +54,28 @@ impl HttpCtx {
             client,
             policy,
             module: module.to_string(),
+            calls: 0,
         }
     }
 
     /// Validates `request` against the policy and builds it; nothing is sent.
-    fn build(&self, request: Request) -> Result<(reqwest::RequestBuilder, Duration), Error> {
+    fn build(&mut self, request: Request) -> Result<(reqwest::RequestBuilder, Duration), Error> {
+        self.calls = self.calls.saturating_add(1);
+        if self.calls > self.policy.max_calls {
+            return Err(Error::Refused(format!(
+                "module {} used up its {} HTTP calls for this order (http_calls)",
+                self.module, self.policy.max_calls
+            )));
+        }
+        if let Some(body) = &request.body
+            && body.len() as u64 > self.policy.max_request_bytes
+        {
+            return Err(Error::InvalidRequest(format!(
+                "request body of {} bytes is over the module's limit of {} bytes (http_request_bytes)",
+                body.len(),
+                self.policy.max_request_bytes
+            )));
+        }
         let url = reqwest::Url::parse(&request.url)
             .map_err(|error| Error::InvalidRequest(format!("invalid URL `{}`: {error}", request.url)))?;
         if !matches!(url.scheme(), "http" | "https") {

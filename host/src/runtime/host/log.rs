@@ -2,40 +2,48 @@
 
 use crate::runtime::bindings::log::{Host, Level};
 
-/// The most log bytes one store may write; past it, messages are dropped and
-/// the host says so once, so a chatty module cannot flood the host's logs.
-const LOG_BUDGET_BYTES: usize = 64 * 1024;
 /// The longest single message written to the log; longer ones are cut.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024;
 
-/// Tags each message with the module and the order it is working on.
+/// Tags each message with the module and the order it is working on, and
+/// keeps to the module's `log_bytes` budget for the order: past it, messages
+/// are dropped and the host says so once, so a chatty module cannot flood
+/// the host's logs.
 pub struct LogCtx {
     module: String,
     order: String,
+    budget: usize,
     bytes_written: usize,
-    dropped: bool,
+    dropped: usize,
 }
 
 impl LogCtx {
-    pub fn new(module: &str, order: &str) -> LogCtx {
+    pub fn new(module: &str, order: &str, budget: usize) -> LogCtx {
         LogCtx {
             module: module.to_string(),
             order: order.to_string(),
+            budget,
             bytes_written: 0,
-            dropped: false,
+            dropped: 0,
         }
+    }
+
+    /// How many messages were dropped for being over the budget.
+    #[cfg(test)]
+    fn dropped(&self) -> usize {
+        self.dropped
     }
 }
 
 impl Host for LogCtx {
     fn log(&mut self, level: Level, message: String) {
         self.bytes_written = self.bytes_written.saturating_add(message.len());
-        if self.bytes_written > LOG_BUDGET_BYTES {
-            if !self.dropped {
-                self.dropped = true;
+        if self.bytes_written > self.budget {
+            if self.dropped == 0 {
                 tracing::warn!(module = %self.module, order = %self.order,
-                    "module exceeded its log budget of {LOG_BUDGET_BYTES} bytes; dropping its further messages for this order");
+                    "module exceeded its log budget of {} bytes (log_bytes); dropping its further messages for this order", self.budget);
             }
+            self.dropped += 1;
             return;
         }
         let message = truncated(&message, MAX_MESSAGE_BYTES);
@@ -60,4 +68,26 @@ fn truncated(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
         end -= 1;
     }
     format!("{}… ({} bytes cut)", &text[..end], text.len() - end).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_past_the_budget_are_dropped() {
+        let mut log = LogCtx::new("chatty", "EDX-1", 10);
+        log.log(Level::Info, "12345".into());
+        log.log(Level::Info, "12345".into());
+        assert_eq!(log.dropped(), 0);
+        log.log(Level::Info, "1".into());
+        log.log(Level::Info, "1".into());
+        assert_eq!(log.dropped(), 2);
+    }
+
+    #[test]
+    fn a_long_message_is_cut_at_a_character_boundary() {
+        assert_eq!(truncated("héllo", 2), "h… (5 bytes cut)");
+        assert_eq!(truncated("hello", 5), "hello");
+    }
 }
