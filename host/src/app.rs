@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
+use crate::jobs::Workers;
 use crate::orders::OrderService;
 use crate::payments::Payments;
 use crate::runtime::{ModuleEngine, Runtime};
@@ -36,13 +37,7 @@ impl Application {
 
     /// The same on an existing engine (compiled modules are shared).
     pub async fn build_with(settings: &Settings, engine: ModuleEngine) -> anyhow::Result<Application> {
-        let database = Database::connect(&settings.database.url, settings.database.max_connections).await?;
-        let runtime = Runtime::load_with(engine, settings).await?;
-        let service = OrderService::new(database, Arc::new(runtime), Payments::new(), settings.orders.clone());
-        service
-            .seed_products(&settings.products)
-            .await
-            .with_context(|| format!("invalid [[products]] in {}", settings.path.display()))?;
+        let service = build_service(settings, engine).await?;
         let demo = crate::api::token_digest(DEMO_TOKEN);
         if settings.api.tokens.iter().any(|token| token.sha256.to_string() == demo) {
             tracing::warn!("the demo API token `{DEMO_TOKEN}` is accepted: replace [[api.tokens]] before going live");
@@ -69,8 +64,36 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    /// Serves (with the fulfillment workers, in async mode) until
+    /// `shutdown` resolves, then finishes the requests in flight and stops
+    /// the workers gracefully.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        let service = &self.state.service;
+        let workers = service.is_async().then(|| Workers::start(service.clone()));
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        if let Some(workers) = workers {
+            workers.shutdown().await;
+        }
+        served
     }
+}
+
+/// The order service of `settings`: connects the database (migrating it),
+/// loads the modules on `engine`, and seeds the catalog from `[[products]]`.
+/// `serve` puts the HTTP API in front of it; `worker` runs only its workers.
+pub async fn build_service(settings: &Settings, engine: ModuleEngine) -> anyhow::Result<OrderService> {
+    let database = Database::connect(&settings.database.url, settings.database.max_connections).await?;
+    let runtime = Runtime::load_with(engine, settings).await?;
+    let service = OrderService::new(
+        database,
+        Arc::new(runtime),
+        Payments::new(),
+        settings.orders.clone(),
+        settings.fulfillment.clone(),
+    );
+    service
+        .seed_products(&settings.products)
+        .await
+        .with_context(|| format!("invalid [[products]] in {}", settings.path.display()))?;
+    Ok(service)
 }

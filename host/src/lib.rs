@@ -6,7 +6,11 @@
 //! - [`model`]: orders, lines, money and statuses;
 //! - [`dispatch`]: which module fulfills which line, and the status rules;
 //! - [`runtime`]: the wasmtime engine, the loaded modules and the calls into
-//!   them, with the host side of the WIT imports.
+//!   them, with the host side of the WIT imports;
+//! - [`storage`]: SQLite or PostgreSQL; [`payments`]: the processors;
+//! - [`orders`]: placing orders, retries, refunds (uses `dispatch`);
+//! - [`jobs`]: the workers of asynchronous fulfillment (use `orders`);
+//! - [`api`]: the HTTP API (uses `orders`); [`app`]: all of it assembled.
 //!
 //! `dispatch` uses `runtime`; nothing below calls upward. The binary
 //! (`main.rs`, `cli/`) is a thin shell over these.
@@ -14,6 +18,7 @@
 pub mod api;
 pub mod app;
 pub mod dispatch;
+pub mod jobs;
 pub mod model;
 pub mod orders;
 pub mod payments;

@@ -184,10 +184,12 @@ async fn revoking_deactivates_and_a_mode_mismatch_counts_as_revoked() {
     assert_eq!(last.body["is_active"], false);
     assert_eq!(lms.enrollment("alice", DEMO).map(|e| e.is_active), Some(false));
 
-    // The learner has since enrolled in another mode: not this order's seat.
+    // Another order's seat, after which the learner enrolled in another
+    // mode: not that order's seat to take away.
+    let verified = fulfill_one_seat(&runtime, "EDX-113").await;
     let mut audit = support::order("EDX-112", vec![seat(1, DEMO, "audit")]);
     dispatch::fulfill_order(&runtime, &mut audit).await.expect("dispatch runs");
-    let mismatch = dispatch::revoke_line(&runtime, &order, 1).await.expect("revoke runs");
+    let mismatch = dispatch::revoke_line(&runtime, &verified, 1).await.expect("revoke runs");
     match mismatch {
         RevokeResult::Revoked { note: Some(note) } => assert!(note.contains("Enrollment mode mismatch"), "{note}"),
         other => panic!("expected revoked with a note, got {other:?}"),

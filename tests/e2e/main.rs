@@ -5,6 +5,8 @@
 //! Run with `scripts/test` (it builds the modules first).
 
 mod api;
+mod harness;
+mod jobs;
 mod breaker;
 mod dispatch;
 mod enrollment;

@@ -41,6 +41,23 @@ pub struct OrderView {
     pub lines: Vec<LineView>,
     pub notes: Vec<NoteView>,
     pub payment: Option<PaymentView>,
+    /// The order's fulfillment job (async mode only).
+    pub fulfillment_job: Option<JobView>,
+}
+
+/// Where an order's asynchronous fulfillment stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    /// queued, done, failed (nothing a retry could fix) or gave-up.
+    pub state: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (RFC 3339), while queued.
+    pub next_attempt_at: Option<String>,
+    /// The host that made the last attempt.
+    pub worked_by: Option<String>,
+    /// The lines that failed in the last attempt.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -87,7 +104,15 @@ pub(super) async fn order_view(service: &OrderService, stored: &StoredOrder) -> 
         amount: decimal(payment.amount_minor),
         refunded: decimal(payment.refunded_minor),
     });
+    let fulfillment_job = service.fulfillment_job(&order.number).await?.map(|job| JobView {
+        state: job.state.as_str().to_string(),
+        attempts: job.attempts,
+        next_attempt_at: (job.state == crate::storage::JobState::Queued).then(|| rfc3339_ms(job.run_at_ms)),
+        worked_by: job.worked_by,
+        last_error: job.last_error,
+    });
     Ok(OrderView {
+        fulfillment_job,
         number: order.number.clone(),
         status: order.status.to_string(),
         date_placed: order.date_placed_text(),
@@ -262,4 +287,12 @@ async fn retry_fulfillment(
         StatusCode::BAD_GATEWAY
     };
     Ok((status, Json(order_view(&state.service, &stored).await?)))
+}
+
+/// Unix milliseconds as RFC 3339.
+fn rfc3339_ms(unix_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .ok()
+        .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }

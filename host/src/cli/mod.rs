@@ -7,6 +7,8 @@ mod modules;
 mod print;
 mod run_module;
 mod serve;
+mod shutdown;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,14 +50,18 @@ enum Command {
     Dispatch(dispatch::Args),
     /// Lists the modules that settings.toml enables, in dispatch order.
     Modules(modules::Args),
-    /// Serves the HTTP API: places orders, fulfills them, retries, refunds.
+    /// Serves the HTTP API: places orders, fulfills them, retries, refunds
+    /// (and runs the fulfillment workers when `[fulfillment] mode = "async"`).
     Serve(serve::Args),
+    /// Runs the fulfillment workers of async mode, without the HTTP API,
+    /// until SIGTERM.
+    Worker(worker::Args),
 }
 
 impl Cli {
     /// The log filter when RUST_LOG is not set.
     pub fn default_log_filter(&self) -> &'static str {
-        if self.verbose || matches!(self.command, Command::Serve(_)) { "info" } else { "warn" }
+        if self.verbose || matches!(self.command, Command::Serve(_) | Command::Worker(_)) { "info" } else { "warn" }
     }
 }
 
@@ -67,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dispatch(args) => dispatch::run(&cli.settings, args).await,
         Command::Modules(args) => modules::run(&cli.settings, args).await,
         Command::Serve(args) => serve::run(&cli.settings, args).await,
+        Command::Worker(args) => worker::run(&cli.settings, args).await,
     }
 }
 

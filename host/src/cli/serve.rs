@@ -29,26 +29,7 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let address = app.local_addr()?;
     tracing::info!(%address, "listening");
     eprintln!("fulfillment-host listening on http://{address}");
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(super::shutdown::signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
 }

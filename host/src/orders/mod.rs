@@ -6,6 +6,7 @@
 
 mod catalog;
 mod error;
+mod jobs;
 mod locks;
 mod place;
 mod refunds;
@@ -13,14 +14,17 @@ mod retry;
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 pub use catalog::NewProduct;
 pub use error::OrderError;
+pub use jobs::JobOutcome;
 pub use place::{BasketLine, PaymentInput, PlaceOrder, Placed};
 pub use refunds::RefundAction;
 
 use crate::payments::Payments;
 use crate::runtime::Runtime;
-use crate::settings::OrderSettings;
+use crate::settings::{FulfillmentMode, FulfillmentSettings, OrderSettings};
 use crate::storage::Database;
 
 /// Everything the order operations need.
@@ -30,18 +34,52 @@ pub struct OrderService {
     runtime: Arc<Runtime>,
     payments: Payments,
     settings: OrderSettings,
+    fulfillment: FulfillmentSettings,
     locks: locks::OrderLocks,
+    /// This process, as the owner of job leases: unique per process run.
+    host_id: Arc<str>,
+    /// Woken when an order is queued here, so that a local worker takes it
+    /// at once instead of at its next poll.
+    jobs_queued: Arc<Notify>,
 }
 
 impl OrderService {
-    pub fn new(db: Database, runtime: Arc<Runtime>, payments: Payments, settings: OrderSettings) -> OrderService {
+    pub fn new(
+        db: Database,
+        runtime: Arc<Runtime>,
+        payments: Payments,
+        settings: OrderSettings,
+        fulfillment: FulfillmentSettings,
+    ) -> OrderService {
         OrderService {
             db,
             runtime,
             payments,
             settings,
+            fulfillment,
             locks: locks::OrderLocks::default(),
+            host_id: host_id().into(),
+            jobs_queued: Arc::new(Notify::new()),
         }
+    }
+
+    /// Whether placing an order queues its fulfillment.
+    pub fn is_async(&self) -> bool {
+        self.fulfillment.mode == FulfillmentMode::Async
+    }
+
+    pub fn fulfillment_settings(&self) -> &FulfillmentSettings {
+        &self.fulfillment
+    }
+
+    /// This process's name in job leases.
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    /// Resolves when an order was queued by this process (or spuriously).
+    pub async fn job_queued(&self) {
+        self.jobs_queued.notified().await;
     }
 
     pub fn database(&self) -> &Database {
@@ -55,4 +93,16 @@ impl OrderService {
     pub fn payments(&self) -> &Payments {
         &self.payments
     }
+}
+
+/// `hostname-pid-random`: tells the hosts sharing a database apart in job
+/// leases and logs, and a restarted process from its previous run.
+fn host_id() -> String {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_string());
+    format!("{hostname}-{}-{:06x}", std::process::id(), fastrand::u32(..0x100_0000))
 }

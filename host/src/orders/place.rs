@@ -81,7 +81,9 @@ struct Priced {
 impl OrderService {
     /// Places an order: validates it (a 422 names the field, nothing is
     /// charged), collects payment, creates the order and its lines `Open` in
-    /// one transaction, then fulfills it and stores the outcome.
+    /// one transaction, then fulfills it and stores the outcome. In async
+    /// mode the same transaction queues a fulfillment job instead, and the
+    /// order is returned `Open`.
     ///
     /// With an idempotency key, the same key and body give the same order
     /// and one charge (a concurrent duplicate waits for the first); the same
@@ -110,6 +112,14 @@ impl OrderService {
             }
         }
         let mut stored = placed?;
+        if self.is_async() {
+            self.jobs_queued.notify_one();
+            return Ok(Placed {
+                order: stored,
+                created: true,
+                report: None,
+            });
+        }
         let _guard = self.locks.lock(&stored.order.number).await;
         let report = self.fulfill_stored(&mut stored).await?;
         Ok(Placed {
@@ -334,6 +344,9 @@ impl OrderService {
             stored_notes: 0,
         };
         stored.id = storage::insert_order(&mut transaction, &stored).await?;
+        if self.is_async() {
+            storage::insert_job(&mut transaction, stored.id, &stored.order.number, storage::now_ms()).await?;
+        }
         if let Some(key) = idempotency_key {
             storage::set_key_order(&mut transaction, key, &stored.order.number).await?;
         }

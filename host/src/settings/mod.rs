@@ -7,6 +7,7 @@
 
 mod allowed_host;
 mod error;
+mod fulfillment;
 mod limits;
 mod module;
 mod service;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 
 pub use allowed_host::AllowedHost;
 pub use error::SettingsError;
+pub use fulfillment::{FulfillmentMode, FulfillmentSettings};
 pub use limits::{CircuitBreakerSettings, LoadFailurePolicy, MEMORY_CEILING_BYTES, ModuleLimits, TABLE_CEILING_ELEMENTS};
 pub use module::{ModuleName, ModuleSettings, Sha256Digest};
 pub use service::{
@@ -34,6 +36,7 @@ pub struct Settings {
     /// The URL with a relative SQLite path resolved against the file.
     pub database: DatabaseSettings,
     pub orders: OrderSettings,
+    pub fulfillment: FulfillmentSettings,
     pub api: ApiSettings,
     pub products: Vec<ProductSettings>,
 }
@@ -50,6 +53,8 @@ struct SettingsFile {
     database: DatabaseSettings,
     #[serde(default)]
     orders: OrderSettings,
+    #[serde(default)]
+    fulfillment: FulfillmentSettings,
     #[serde(default)]
     api: ApiSettings,
     #[serde(default)]
@@ -103,6 +108,7 @@ impl Settings {
             server: file.server,
             database,
             orders: file.orders,
+            fulfillment: file.fulfillment,
             api: file.api,
             products: file.products,
         })

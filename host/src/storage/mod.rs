@@ -9,6 +9,7 @@
 
 mod error;
 mod idempotency;
+mod jobs;
 mod orders;
 mod payments;
 mod products;
@@ -24,9 +25,13 @@ pub use error::StorageError;
 pub use idempotency::{
     KeyClaim, claim_idempotency_key, mark_key_failed, release_idempotency_key, set_key_order,
 };
+pub use jobs::{
+    ClaimedJob, JobRecord, JobState, JobUpdate, claim_due_jobs, count_jobs, finish_job, insert_job, job_for_order,
+    lease_order_job, release_lease, release_leases_of, renew_lease,
+};
 pub use orders::{
     OrderFilter, OrderPage, StoredOrder, insert_order, list_orders, load_order, next_order_number,
-    save_fulfillment,
+    save_fulfillment, save_notes,
 };
 pub use payments::{PaymentRecord, insert_payment_event, insert_payment_source, payment_for_order};
 pub use products::{CatalogProduct, get_product, list_products, upsert_product};

@@ -109,6 +109,14 @@ async fn insert_notes(connection: &mut AnyConnection, order_id: i64, notes: &[Or
     Ok(())
 }
 
+/// Stores the notes added to `stored` since it was loaded or last saved.
+pub async fn save_notes(connection: &mut AnyConnection, stored: &mut StoredOrder) -> Result<(), StorageError> {
+    let notes = &stored.order.notes;
+    insert_notes(connection, stored.id, &notes[stored.stored_notes.min(notes.len())..]).await?;
+    stored.stored_notes = notes.len();
+    Ok(())
+}
+
 /// Stores what a dispatch changed: the order and line statuses, owners and
 /// attributes, the new notes, and one attempt-log row per line attempt.
 pub async fn save_fulfillment(

@@ -56,7 +56,22 @@ async fn admit(state: &LmsState, method: &Method, uri: &Uri, headers: &HeaderMap
     if header(headers, "x-edx-api-key").as_deref() != Some(state.api_key.as_str()) {
         return Err(error(401, "Authentication credentials were not provided or are invalid."));
     }
+    // A key that succeeded before gets the same answer, and nothing is done
+    // again: what a retry after a lost answer relies on.
+    if let Some(key) = header(headers, "idempotency-key")
+        && let Some((status, body)) = state.replay(uri.path(), &key)
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        return Err((status, axum::Json(body)).into_response());
+    }
     Ok(json)
+}
+
+/// Keeps a successful answer for replay to the same Idempotency-Key.
+fn remember(state: &LmsState, uri: &Uri, headers: &HeaderMap, status: StatusCode, body: &Value) {
+    if let Some(key) = header(headers, "idempotency-key") {
+        state.remember(uri.path(), &key, status.as_u16(), body.clone());
+    }
 }
 
 fn text<'a>(json: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -99,6 +114,7 @@ async fn enrollment(State(state): State<Arc<LmsState>>, method: Method, uri: Uri
         "is_active": is_active,
         "course_details": { "course_id": course_id },
     });
+    remember(&state, &uri, &headers, StatusCode::OK, &record);
     (StatusCode::OK, axum::Json(record)).into_response()
 }
 
@@ -129,6 +145,7 @@ async fn create_entitlement(State(state): State<Arc<LmsState>>, method: Method, 
                 "mode": text(&json, "/mode"),
                 "order_number": order_number,
             });
+            remember(&state, &uri, &headers, StatusCode::CREATED, &record);
             (StatusCode::CREATED, axum::Json(record)).into_response()
         }
         None => error(

@@ -150,4 +150,10 @@ impl LmsStandIn {
     pub fn fulfillments_for_key(&self, idempotency_key: &str) -> usize {
         self.state.fulfillments_for_key(idempotency_key)
     }
+
+    /// Every Idempotency-Key that fulfilled something, with how many times
+    /// (a replayed key counts once).
+    pub fn fulfillments_by_key(&self) -> std::collections::HashMap<String, usize> {
+        self.state.fulfillments_by_key()
+    }
 }

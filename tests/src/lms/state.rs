@@ -70,6 +70,9 @@ struct Data {
     entitlements: HashMap<String, Entitlement>,
     next_entitlement: u64,
     fulfillments_by_key: HashMap<String, usize>,
+    /// The answer to each (path, Idempotency-Key) that succeeded, replayed
+    /// to a request that carries the same key again.
+    replies_by_key: HashMap<(String, String), (u16, serde_json::Value)>,
     requests: Vec<RecordedRequest>,
 }
 
@@ -224,5 +227,20 @@ impl LmsState {
 
     pub fn fulfillments_for_key(&self, idempotency_key: &str) -> usize {
         self.data().fulfillments_by_key.get(idempotency_key).copied().unwrap_or(0)
+    }
+
+    /// Every key that fulfilled something, with how many times.
+    pub fn fulfillments_by_key(&self) -> HashMap<String, usize> {
+        self.data().fulfillments_by_key.clone()
+    }
+
+    /// The earlier successful answer to `path` with `key`, if any.
+    pub fn replay(&self, path: &str, key: &str) -> Option<(u16, serde_json::Value)> {
+        self.data().replies_by_key.get(&(path.to_string(), key.to_string())).cloned()
+    }
+
+    /// Keeps a successful answer for replay.
+    pub fn remember(&self, path: &str, key: &str, status: u16, body: serde_json::Value) {
+        self.data().replies_by_key.insert((path.to_string(), key.to_string()), (status, body));
     }
 }

@@ -1,0 +1,32 @@
+//! `fulfillment-host worker`: the fulfillment workers without the HTTP API.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use fulfillment_host::app::build_service;
+use fulfillment_host::jobs::run_workers_until;
+use fulfillment_host::runtime::ModuleEngine;
+use fulfillment_host::settings::Settings;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Use this database instead of `[database] url` (sqlite://PATH or postgres://...).
+    #[arg(long)]
+    database: Option<String>,
+}
+
+pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let mut settings = Settings::load(settings_path)?;
+    if let Some(url) = args.database {
+        settings.database.url = url;
+    }
+    let service = build_service(&settings, ModuleEngine::for_settings(&settings)?).await?;
+    eprintln!(
+        "fulfillment-host worker {}: running {} workers until SIGTERM",
+        service.host_id(),
+        settings.fulfillment.workers
+    );
+    run_workers_until(service, super::shutdown::signal()).await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

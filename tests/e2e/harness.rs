@@ -1,0 +1,255 @@
+//! The harness of the HTTP API tests: a real server on a loopback port
+//! with a SQLite file or a PostgreSQL schema of its own, the shipped
+//! modules and the LMS stand-in; and the macro that runs a scenario on both
+//! databases. The PostgreSQL runs need `FULFILLMENT_TEST_POSTGRES_URL`
+//! (scripts/test sets it) and say so when they are skipped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fulfillment_host::app::Application;
+use fulfillment_host::payments::Payments;
+use fulfillment_tests::lms::LmsStandIn;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{self, API_KEY};
+
+pub(crate) const ADMIN_TOKEN: &str = "admin-token";
+pub(crate) const CHECKOUT_TOKEN: &str = "checkout-token";
+pub(crate) const COURSE: &str = "course-v1:edX+DemoX+Demo";
+pub(crate) const POSTGRES_URL_VARIABLE: &str = "FULFILLMENT_TEST_POSTGRES_URL";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub(crate) enum Db {
+    Sqlite,
+    /// A fresh schema of the database at this URL.
+    Postgres(String),
+}
+
+impl Db {
+    pub(crate) fn postgres() -> Option<Db> {
+        match std::env::var(POSTGRES_URL_VARIABLE) {
+            Ok(url) if !url.is_empty() => Some(Db::Postgres(url)),
+            _ => {
+                eprintln!("skipped: the PostgreSQL run of this test needs {POSTGRES_URL_VARIABLE} (scripts/test sets it)");
+                None
+            }
+        }
+    }
+}
+
+/// A running host and what it talks to.
+pub(crate) struct TestApp {
+    pub(crate) base: String,
+    pub(crate) database_url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) lms: LmsStandIn,
+    pub(crate) payments: Payments,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) static SCHEMA: AtomicU64 = AtomicU64::new(0);
+pub(crate) static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Drops the schemas that earlier test processes (no longer running) made.
+pub(crate) async fn drop_schemas_of_finished_runs(connection: &mut sqlx::AnyConnection) {
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'fh_test_%'")
+            .fetch_all(&mut *connection)
+            .await
+            .unwrap_or_default();
+    for schema in schemas {
+        let pid = schema.split('_').nth(2).unwrap_or_default();
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut *connection).await;
+        }
+    }
+}
+
+/// A database URL of its own for one test.
+pub(crate) async fn database_url(db: &Db, dir: &std::path::Path) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}", dir.join("orders.db").display()),
+        Db::Postgres(url) => {
+            let schema = format!("fh_test_{}_{}", std::process::id(), SCHEMA.fetch_add(1, Ordering::SeqCst));
+            sqlx::any::install_default_drivers();
+            let mut connection: sqlx::AnyConnection =
+                sqlx::Connection::connect(url).await.expect("connect to PostgreSQL");
+            CLEANED.get_or_init(|| drop_schemas_of_finished_runs(&mut connection)).await;
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut connection)
+                .await
+                .expect("create schema");
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}options=-c%20search_path%3D{schema}")
+        }
+    }
+}
+
+pub(crate) fn digest(token: &str) -> String {
+    fulfillment_host::api::token_digest(token)
+}
+
+impl TestApp {
+    pub(crate) async fn spawn(db: Db) -> TestApp {
+        TestApp::spawn_with(db, "").await
+    }
+
+    /// The same with more TOML sections (`[fulfillment]`, say).
+    pub(crate) async fn spawn_with(db: Db, extra_toml: &str) -> TestApp {
+        let lms = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = database_url(&db, dir.path()).await;
+        let toml = format!(
+            r#"{modules}
+# A module whose file is missing, left out visibly instead of stopping the host.
+[[modules]]
+name = "broken"
+path = "/nonexistent/broken.wasm"
+on_load_failure = "disable"
+
+[server]
+bind = "127.0.0.1:0"
+# Small, so that a whole refused request fits in the server's first read:
+# nothing is left unread when it answers 413 and closes.
+body_limit_bytes = 2048
+[database]
+url = "{url}"
+max_connections = 4
+[orders]
+number_prefix = "EDX"
+first_number = 100001
+[[api.tokens]]
+name = "admin"
+sha256 = "{admin}"
+role = "admin"
+[[api.tokens]]
+name = "storefront"
+sha256 = "{checkout}"
+role = "checkout"
+[[products]]
+sku = "SEAT"
+product_type = "Seat"
+title = "Seat"
+price = "49.00"
+currency = "USD"
+attributes = {{ course_key = "{COURSE}", certificate_type = "verified" }}
+[[products]]
+sku = "DONATION"
+product_type = "Donation"
+title = "Donation"
+price = "10.00"
+currency = "USD"
+{extra_toml}
+"#,
+            modules = support::shipped_modules(&lms.url()),
+            admin = digest(ADMIN_TOKEN),
+            checkout = digest(CHECKOUT_TOKEN),
+        );
+        let settings = support::settings(&toml);
+        let app = Application::build_with(&settings, support::engine()).await.expect("the app builds");
+        let base = format!("http://{}/api/v1", app.local_addr().expect("bound"));
+        let payments = app.state().service.payments().clone();
+        tokio::spawn(app.run_until(std::future::pending()));
+        TestApp {
+            base,
+            database_url: url,
+            http: reqwest::Client::new(),
+            lms,
+            payments,
+            _dir: dir,
+        }
+    }
+
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder, token: Option<&str>) -> (StatusCode, Value) {
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().await.expect("the host answers");
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub(crate) async fn place(&self, body: &Value, key: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.post(format!("{}/orders", self.base)).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        self.send(request, Some(CHECKOUT_TOKEN)).await
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.send(self.http.get(format!("{}{path}", self.base)), Some(token)).await
+    }
+
+    pub(crate) async fn put(&self, path: &str, body: Option<Value>, token: &str) -> (StatusCode, Value) {
+        let mut request = self.http.put(format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request, Some(token)).await
+    }
+
+    pub(crate) async fn order_count(&self) -> u64 {
+        let (_, list) = self.get("/orders", ADMIN_TOKEN).await;
+        list["count"].as_u64().expect("a count")
+    }
+
+    /// Takes the LMS down (its port refuses connections).
+    pub(crate) async fn lms_down(&mut self) -> std::net::SocketAddr {
+        let placeholder = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
+        std::mem::replace(&mut self.lms, placeholder).stop().await
+    }
+
+    /// Brings the LMS back on its address.
+    pub(crate) async fn lms_up(&mut self, address: std::net::SocketAddr) {
+        self.lms = LmsStandIn::start_on(address, API_KEY).await.expect("LMS stand-in restarts");
+    }
+
+    pub(crate) fn charges(&self) -> usize {
+        self.payments.ledger().iter().filter(|entry| entry.signed_minor_units > 0).count()
+    }
+}
+
+pub(crate) fn checkout(total: &str, token: &str) -> Value {
+    json!({
+        "user": {"username": "alice", "email": "alice@example.com"},
+        "basket": [{"sku": "SEAT", "quantity": 1}, {"sku": "DONATION", "quantity": 1}],
+        "billing_address": {"country": "US"},
+        "total": total,
+        "currency": "USD",
+        "payment": {"processor": "test", "token": token},
+    })
+}
+
+pub(crate) fn statuses(order: &Value) -> Vec<String> {
+    order["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|line| line["status"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Runs a scenario on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        $(mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario(super::Db::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = super::Db::postgres() {
+                    super::$scenario(db).await;
+                }
+            }
+        })*
+    };
+}
+
