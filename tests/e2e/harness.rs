@@ -4,11 +4,10 @@
 //! databases. The PostgreSQL runs need `FULFILLMENT_TEST_POSTGRES_URL`
 //! (scripts/test sets it) and say so when they are skipped.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use fulfillment_host::app::Application;
 use fulfillment_host::payments::Payments;
 use fulfillment_tests::lms::LmsStandIn;
+use fulfillment_tests::postgres;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -17,8 +16,6 @@ use crate::support::{self, API_KEY};
 pub(crate) const ADMIN_TOKEN: &str = "admin-token";
 pub(crate) const CHECKOUT_TOKEN: &str = "checkout-token";
 pub(crate) const COURSE: &str = "course-v1:edX+DemoX+Demo";
-pub(crate) const POSTGRES_URL_VARIABLE: &str = "FULFILLMENT_TEST_POSTGRES_URL";
-
 /// Which database a test runs on.
 #[derive(Debug, Clone)]
 pub(crate) enum Db {
@@ -28,14 +25,9 @@ pub(crate) enum Db {
 }
 
 impl Db {
+    /// PostgreSQL, when the test database is configured.
     pub(crate) fn postgres() -> Option<Db> {
-        match std::env::var(POSTGRES_URL_VARIABLE) {
-            Ok(url) if !url.is_empty() => Some(Db::Postgres(url)),
-            _ => {
-                eprintln!("skipped: the PostgreSQL run of this test needs {POSTGRES_URL_VARIABLE} (scripts/test sets it)");
-                None
-            }
-        }
+        postgres::postgres_url().map(Db::Postgres)
     }
 }
 
@@ -49,41 +41,11 @@ pub(crate) struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-pub(crate) static SCHEMA: AtomicU64 = AtomicU64::new(0);
-pub(crate) static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-
-/// Drops the schemas that earlier test processes (no longer running) made.
-pub(crate) async fn drop_schemas_of_finished_runs(connection: &mut sqlx::AnyConnection) {
-    let schemas: Vec<String> =
-        sqlx::query_scalar("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'fh_test_%'")
-            .fetch_all(&mut *connection)
-            .await
-            .unwrap_or_default();
-    for schema in schemas {
-        let pid = schema.split('_').nth(2).unwrap_or_default();
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut *connection).await;
-        }
-    }
-}
-
 /// A database URL of its own for one test.
 pub(crate) async fn database_url(db: &Db, dir: &std::path::Path) -> String {
     match db {
         Db::Sqlite => format!("sqlite://{}", dir.join("orders.db").display()),
-        Db::Postgres(url) => {
-            let schema = format!("fh_test_{}_{}", std::process::id(), SCHEMA.fetch_add(1, Ordering::SeqCst));
-            sqlx::any::install_default_drivers();
-            let mut connection: sqlx::AnyConnection =
-                sqlx::Connection::connect(url).await.expect("connect to PostgreSQL");
-            CLEANED.get_or_init(|| drop_schemas_of_finished_runs(&mut connection)).await;
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&mut connection)
-                .await
-                .expect("create schema");
-            let separator = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{separator}options=-c%20search_path%3D{schema}")
-        }
+        Db::Postgres(url) => postgres::fresh_schema(url).await,
     }
 }
 

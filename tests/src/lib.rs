@@ -1,5 +1,8 @@
 //! What the end-to-end tests stand on: the LMS stand-in (an external system
-//! the enrollment and entitlement modules call) and the module artifacts.
+//! the enrollment and entitlement modules call), the module artifacts, a
+//! PostgreSQL schema per test, and `fulfillment-host` as a real process.
 
 pub mod artifacts;
+pub mod host_process;
 pub mod lms;
+pub mod postgres;

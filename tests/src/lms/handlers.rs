@@ -67,10 +67,14 @@ async fn admit(state: &LmsState, method: &Method, uri: &Uri, headers: &HeaderMap
     Ok(json)
 }
 
-/// Keeps a successful answer for replay to the same Idempotency-Key.
-fn remember(state: &LmsState, uri: &Uri, headers: &HeaderMap, status: StatusCode, body: &Value) {
+/// Keeps a successful answer for replay to the same Idempotency-Key, then
+/// waits the answer delay, if one is set.
+async fn remember(state: &LmsState, uri: &Uri, headers: &HeaderMap, status: StatusCode, body: &Value) {
     if let Some(key) = header(headers, "idempotency-key") {
         state.remember(uri.path(), &key, status.as_u16(), body.clone());
+    }
+    if let Some(delay) = state.answer_delay() {
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -114,7 +118,7 @@ async fn enrollment(State(state): State<Arc<LmsState>>, method: Method, uri: Uri
         "is_active": is_active,
         "course_details": { "course_id": course_id },
     });
-    remember(&state, &uri, &headers, StatusCode::OK, &record);
+    remember(&state, &uri, &headers, StatusCode::OK, &record).await;
     (StatusCode::OK, axum::Json(record)).into_response()
 }
 
@@ -145,7 +149,7 @@ async fn create_entitlement(State(state): State<Arc<LmsState>>, method: Method, 
                 "mode": text(&json, "/mode"),
                 "order_number": order_number,
             });
-            remember(&state, &uri, &headers, StatusCode::CREATED, &record);
+            remember(&state, &uri, &headers, StatusCode::CREATED, &record).await;
             (StatusCode::CREATED, axum::Json(record)).into_response()
         }
         None => error(

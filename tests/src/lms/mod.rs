@@ -112,6 +112,14 @@ impl LmsStandIn {
         });
     }
 
+    /// Does the work, then waits `delay` before answering.
+    pub fn delay_answers(&self, delay: Duration) {
+        self.set_behaviour(Behaviour {
+            answer_delay: Some(delay),
+            ..Behaviour::default()
+        });
+    }
+
     /// Never answers (the connection stays open until the client gives up).
     pub fn hang(&self) {
         self.set_behaviour(Behaviour {

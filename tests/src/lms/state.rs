@@ -31,6 +31,9 @@ pub struct Behaviour {
     pub delay: Option<Duration>,
     /// Never answer.
     pub hang: bool,
+    /// Do the work (enroll, create), then wait this long before answering:
+    /// a client that dies meanwhile never learns that it was done.
+    pub answer_delay: Option<Duration>,
 }
 
 /// A learner's enrollment in a course.
@@ -135,6 +138,11 @@ impl LmsState {
             failure = Some(reply.clone());
         }
         (failure, behaviour.delay, behaviour.hang)
+    }
+
+    /// How long to wait between doing the work and answering.
+    pub fn answer_delay(&self) -> Option<Duration> {
+        self.data().behaviour.answer_delay
     }
 
     pub fn course_failure(&self, course_key: &str) -> Option<Reply> {

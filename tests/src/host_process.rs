@@ -1,0 +1,110 @@
+//! `fulfillment-host` as a real process: started with a settings file,
+//! found on its port, stopped with SIGTERM or killed with SIGKILL.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The `fulfillment-host` binary of this build: next to the test binary's
+/// folder (`target/debug/deps/..`). `cargo test` builds it with the host
+/// crate's tests; it is missing only when just this test crate was built.
+pub fn host_binary() -> PathBuf {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|test| test.parent()?.parent().map(|profile| profile.join("fulfillment-host")))
+        .unwrap_or_else(|| PathBuf::from("target/debug/fulfillment-host"));
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p fulfillment-host` (scripts/test runs `cargo test` for the whole workspace, which does)",
+        binary.display()
+    );
+    binary
+}
+
+/// A running `fulfillment-host` process.
+pub struct HostProcess {
+    child: Child,
+    /// "http://127.0.0.1:PORT", for `serve`.
+    pub url: Option<String>,
+    /// What it wrote to stderr, line by line, as it comes.
+    log: mpsc::Receiver<String>,
+}
+
+impl HostProcess {
+    /// Starts `fulfillment-host --settings SETTINGS ARGS...`; for `serve`,
+    /// waits (up to 60 s) until it says where it listens.
+    pub fn start(settings: &Path, args: &[&str]) -> HostProcess {
+        let mut child = Command::new(host_binary())
+            .arg("--settings")
+            .arg(settings)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start fulfillment-host");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (lines, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut process = HostProcess { child, url: None, log };
+        if args.first() == Some(&"serve") {
+            let line = process.wait_for_line("listening on ", Duration::from_secs(60));
+            process.url = line.split("listening on ").nth(1).map(str::to_string);
+        }
+        process
+    }
+
+    /// The next stderr line that contains `needle`; panics with what the
+    /// process wrote if none comes within `limit` or the process ends.
+    pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("fulfillment-host did not print `{needle}`; it printed:\n{}", seen.join("\n")),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the process dies at once, whatever it was doing.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the process to exit (up to `limit`).
+    pub fn terminate(mut self, limit: Duration) -> ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "fulfillment-host did not exit within {limit:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
