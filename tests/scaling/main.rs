@@ -261,7 +261,9 @@ async fn a_host_killed_mid_fulfillment_loses_nothing_and_fulfills_nothing_twice(
         "the kill came before the first host finished (else this test proves nothing)"
     );
 
-    let second = HostProcess::start(&settings, &["serve"]);
+    // The jobs are taken over by a worker process (no HTTP API).
+    let mut second = HostProcess::start(&settings, &["worker"]);
+    second.wait_for_line("running 4 workers until SIGTERM", Duration::from_secs(60));
     let jobs = until_all_done(&database_url, 20, Duration::from_secs(60)).await;
     assert_eq!(jobs.iter().map(|(number, _, _)| number.clone()).collect::<HashSet<_>>(), numbers.iter().cloned().collect());
     assert_each_seat_fulfilled_once(&lms, &numbers);
@@ -274,7 +276,7 @@ async fn a_host_killed_mid_fulfillment_loses_nothing_and_fulfills_nothing_twice(
         "some line was sent again after the kill (and replayed by the LMS): {requests_per_key:?}"
     );
     let status = second.terminate(Duration::from_secs(30));
-    assert!(status.success(), "the second host exits cleanly on SIGTERM: {status}");
+    assert!(status.success(), "the worker exits cleanly on SIGTERM: {status}");
 }
 
 /// Runs `orders` orders through `hosts` host processes; returns the orders

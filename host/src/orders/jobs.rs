@@ -30,6 +30,12 @@ impl OrderService {
         Ok(storage::job_for_order(&mut connection, number).await?)
     }
 
+    /// How many jobs are in each state.
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, u64)>, OrderError> {
+        let mut connection = self.db.pool().acquire().await?;
+        Ok(storage::count_jobs(&mut connection).await?)
+    }
+
     /// Takes the lease of up to `limit` due jobs for this host.
     pub async fn claim_jobs(&self, limit: u32) -> Result<Vec<ClaimedJob>, OrderError> {
         let mut connection = self.db.pool().acquire().await?;
