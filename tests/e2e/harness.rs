@@ -90,22 +90,11 @@ role = "admin"
 name = "storefront"
 sha256 = "{checkout}"
 role = "checkout"
-[[products]]
-sku = "SEAT"
-product_type = "Seat"
-title = "Seat"
-price = "49.00"
-currency = "USD"
-attributes = {{ course_key = "{COURSE}", certificate_type = "verified" }}
-[[products]]
-sku = "DONATION"
-product_type = "Donation"
-title = "Donation"
-price = "10.00"
-currency = "USD"
+{products}
 {extra_toml}
 "#,
             modules = support::shipped_modules(&lms.url()),
+            products = fulfillment_tests::catalog::seat_and_donation(COURSE),
             admin = digest(ADMIN_TOKEN),
             checkout = digest(CHECKOUT_TOKEN),
         );

@@ -67,24 +67,11 @@ name = "admin"
 sha256 = "{token_sha256}"
 role = "admin"
 
-[[products]]
-sku = "SEAT"
-product_type = "Seat"
-title = "Seat"
-price = "49.00"
-currency = "USD"
-attributes = {{ course_key = "{COURSE}", certificate_type = "verified" }}
-
-[[products]]
-sku = "DONATION"
-product_type = "Donation"
-title = "Donation"
-price = "10.00"
-currency = "USD"
-"#,
+{products}"#,
         enrollment = module_path("enrollment").display().to_string(),
         donation = module_path("donation").display().to_string(),
         lms = lms.url(),
+        products = fulfillment_tests::catalog::seat_and_donation(COURSE),
     );
     let path = dir.join("settings.toml");
     std::fs::write(&path, settings).expect("write settings");
@@ -133,24 +120,10 @@ async fn place_many(hosts: &[String], count: usize) -> Vec<String> {
     numbers
 }
 
-/// The jobs of the database with their lease: (order number, state,
-/// attempts, lease owner).
-async fn leases(database_url: &str) -> Vec<(String, String, i64, Option<String>)> {
-    sqlx::any::install_default_drivers();
-    let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(database_url).await.expect("connect");
-    sqlx::query("SELECT order_number, state, attempts, lease_owner FROM fulfillment_jobs ORDER BY id")
-        .fetch_all(&mut connection)
-        .await
-        .expect("jobs")
-        .iter()
-        .map(|row| (row.get("order_number"), row.get("state"), row.get("attempts"), row.get("lease_owner")))
-        .collect()
-}
-
 /// One host with one worker, the LMS answering each enrollment after
 /// `answer_delay`, three orders placed, SIGTERM once the first enrollment
 /// reached the LMS; returns the jobs after the host exited cleanly.
-async fn terminate_mid_attempt(answer_delay: Duration, shutdown_grace_ms: u64) -> Vec<(String, String, i64, Option<String>)> {
+async fn terminate_mid_attempt(answer_delay: Duration, shutdown_grace_ms: u64) -> Vec<(String, i64, bool)> {
     let url = postgres::postgres_url().expect("checked by the caller");
     let database_url = postgres::fresh_schema(&url).await;
     let lms = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
@@ -167,7 +140,12 @@ async fn terminate_mid_attempt(answer_delay: Duration, shutdown_grace_ms: u64) -
     }
     let status = host.terminate(Duration::from_secs(30));
     assert!(status.success(), "exits cleanly on SIGTERM: {status}");
-    leases(&database_url).await
+    // (state, attempts, whether a lease is held), sorted: which order a
+    // worker took first is not fixed.
+    let mut states: Vec<(String, i64, bool)> =
+        jobs(&database_url).await.into_iter().map(|job| (job.state, job.attempts, job.lease_owner.is_some())).collect();
+    states.sort();
+    states
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -175,11 +153,8 @@ async fn sigterm_lets_the_attempt_in_progress_finish_and_claims_nothing_more() {
     if postgres::postgres_url().is_none() {
         return;
     }
-    let jobs = terminate_mid_attempt(Duration::from_millis(500), 10_000).await;
-    let mut states: Vec<(&str, i64, bool)> =
-        jobs.iter().map(|(_, state, attempts, owner)| (state.as_str(), *attempts, owner.is_some())).collect();
-    states.sort();
-    assert_eq!(states, [("done", 1, false), ("queued", 0, false), ("queued", 0, false)]);
+    let states = terminate_mid_attempt(Duration::from_millis(500), 10_000).await;
+    assert_eq!(states, [("done".into(), 1, false), ("queued".into(), 0, false), ("queued".into(), 0, false)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -187,35 +162,49 @@ async fn sigterm_abandons_an_attempt_past_the_grace_period_and_releases_its_leas
     if postgres::postgres_url().is_none() {
         return;
     }
-    let jobs = terminate_mid_attempt(Duration::from_secs(30), 200).await;
-    let states: Vec<(&str, i64, bool)> =
-        jobs.iter().map(|(_, state, attempts, owner)| (state.as_str(), *attempts, owner.is_some())).collect();
+    let states = terminate_mid_attempt(Duration::from_secs(30), 200).await;
     // Nothing stored, no lease left: another host takes all three at once.
-    assert_eq!(states, [("queued", 0, false), ("queued", 0, false), ("queued", 0, false)]);
+    assert_eq!(states, [("queued".into(), 0, false), ("queued".into(), 0, false), ("queued".into(), 0, false)]);
 }
 
-/// The jobs of the database: (order number, state, worked_by).
-async fn jobs(database_url: &str) -> Vec<(String, String, Option<String>)> {
+/// A row of `fulfillment_jobs`.
+#[derive(Debug)]
+struct Job {
+    number: String,
+    state: String,
+    attempts: i64,
+    lease_owner: Option<String>,
+    worked_by: Option<String>,
+}
+
+/// The jobs of the database, oldest first.
+async fn jobs(database_url: &str) -> Vec<Job> {
     sqlx::any::install_default_drivers();
     let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(database_url).await.expect("connect");
-    sqlx::query("SELECT order_number, state, worked_by FROM fulfillment_jobs ORDER BY id")
+    sqlx::query("SELECT order_number, state, attempts, lease_owner, worked_by FROM fulfillment_jobs ORDER BY id")
         .fetch_all(&mut connection)
         .await
         .expect("jobs")
         .iter()
-        .map(|row| (row.get("order_number"), row.get("state"), row.get("worked_by")))
+        .map(|row| Job {
+            number: row.get("order_number"),
+            state: row.get("state"),
+            attempts: row.get("attempts"),
+            lease_owner: row.get("lease_owner"),
+            worked_by: row.get("worked_by"),
+        })
         .collect()
 }
 
 /// Waits until every job is `done` (bounded by `limit`).
-async fn until_all_done(database_url: &str, expected: usize, limit: Duration) -> Vec<(String, String, Option<String>)> {
+async fn until_all_done(database_url: &str, expected: usize, limit: Duration) -> Vec<Job> {
     let deadline = Instant::now() + limit;
     loop {
         let jobs = jobs(database_url).await;
-        if jobs.len() == expected && jobs.iter().all(|(_, state, _)| state == "done") {
+        if jobs.len() == expected && jobs.iter().all(|job| job.state == "done") {
             return jobs;
         }
-        let open: Vec<_> = jobs.iter().filter(|(_, state, _)| state != "done").take(5).collect();
+        let open: Vec<_> = jobs.iter().filter(|job| job.state != "done").take(5).collect();
         assert!(Instant::now() < deadline, "{} of {expected} jobs are not done, e.g. {open:?}", jobs.len());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -257,7 +246,7 @@ async fn a_host_killed_mid_fulfillment_loses_nothing_and_fulfills_nothing_twice(
     let stored_before_restart = jobs(&database_url).await;
     assert_eq!(stored_before_restart.len(), 20, "every placed order has its job");
     assert!(
-        stored_before_restart.iter().any(|(_, state, _)| state != "done"),
+        stored_before_restart.iter().any(|job| job.state != "done"),
         "the kill came before the first host finished (else this test proves nothing)"
     );
 
@@ -265,7 +254,7 @@ async fn a_host_killed_mid_fulfillment_loses_nothing_and_fulfills_nothing_twice(
     let mut second = HostProcess::start(&settings, &["worker"]);
     second.wait_for_line("running 4 workers until SIGTERM", Duration::from_secs(60));
     let jobs = until_all_done(&database_url, 20, Duration::from_secs(60)).await;
-    assert_eq!(jobs.iter().map(|(number, _, _)| number.clone()).collect::<HashSet<_>>(), numbers.iter().cloned().collect());
+    assert_eq!(jobs.iter().map(|job| job.number.clone()).collect::<HashSet<_>>(), numbers.iter().cloned().collect());
     assert_each_seat_fulfilled_once(&lms, &numbers);
     let mut requests_per_key: BTreeMap<String, usize> = BTreeMap::new();
     for request in lms.requests() {
@@ -298,8 +287,8 @@ async fn run_hosts(hosts: usize, orders: usize) -> f64 {
     assert_each_seat_fulfilled_once(&lms, &numbers);
 
     let mut per_host: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, _, worked_by) in &jobs {
-        *per_host.entry(worked_by.clone().unwrap_or_default()).or_default() += 1;
+    for job in &jobs {
+        *per_host.entry(job.worked_by.clone().unwrap_or_default()).or_default() += 1;
     }
     println!(
         "{hosts} host(s), {orders} orders: {:.0} orders/s ({} ms; all placed after {} ms), jobs per host {:?}",

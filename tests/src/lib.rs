@@ -3,6 +3,7 @@
 //! PostgreSQL schema per test, and `fulfillment-host` as a real process.
 
 pub mod artifacts;
+pub mod catalog;
 pub mod host_process;
 pub mod lms;
 pub mod postgres;
