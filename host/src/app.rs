@@ -70,6 +70,15 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let service = &self.state.service;
         let workers = service.is_async().then(|| Workers::start(service.clone()));
+        // The workers stop claiming at the signal, while the HTTP requests
+        // in flight drain.
+        let stop_claiming = workers.as_ref().map(Workers::stop_claiming);
+        let shutdown = async move {
+            shutdown.await;
+            if let Some(stop) = stop_claiming {
+                stop.now();
+            }
+        };
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
         if let Some(workers) = workers {
             workers.shutdown().await;

@@ -34,13 +34,14 @@ pub struct HostProcess {
 
 impl HostProcess {
     /// Starts `fulfillment-host --settings SETTINGS ARGS...`; for `serve`,
-    /// waits (up to 60 s) until it says where it listens.
+    /// waits (up to 60 s) until it says where it listens. It logs at `warn`,
+    /// or at what `FULFILLMENT_TEST_HOST_LOG` says (`info` to see every call).
     pub fn start(settings: &Path, args: &[&str]) -> HostProcess {
         let mut child = Command::new(host_binary())
             .arg("--settings")
             .arg(settings)
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("FULFILLMENT_TEST_HOST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -11,7 +11,7 @@ CREATE TABLE fulfillment_jobs (
     state        TEXT NOT NULL,
     attempts     BIGINT NOT NULL,
     run_at       BIGINT NOT NULL,
-    lease_owner  TEXT,
+    lease_owner  TEXT, -- the token of the claim: <host>/<n>
     lease_until  BIGINT,
     -- the host that made the last attempt
     worked_by    TEXT,
@@ -20,3 +20,4 @@ CREATE TABLE fulfillment_jobs (
     updated_at   BIGINT NOT NULL
 );
 CREATE INDEX fulfillment_jobs_due ON fulfillment_jobs (state, run_at);
+CREATE INDEX fulfillment_jobs_order_number ON fulfillment_jobs (order_number);

@@ -17,8 +17,6 @@ struct ModuleRun {
     lines: Vec<LineId>,
     answers: Result<Vec<(LineId, LineResult)>, ModuleFault>,
     elapsed: Duration,
-    /// The breaker's leave for the call; None when the breaker refused it.
-    pass: Option<CallPass>,
 }
 
 /// Fulfills every line of `order` that is not `Complete` and sets the line
@@ -65,7 +63,7 @@ async fn dispatch(runtime: &Runtime, order: &mut Order, pool: Vec<LineId>) -> Re
         attempts: Vec::new(),
         calls: claims.calls,
     };
-    for mut run in runs {
+    for run in runs {
         report.calls.push(ModuleCall {
             module: run.module.clone(),
             call: "fulfill-product",
@@ -75,12 +73,7 @@ async fn dispatch(runtime: &Runtime, order: &mut Order, pool: Vec<LineId>) -> Re
         });
         let elapsed = run.elapsed;
         let module = run.module.clone();
-        let pass = run.pass.take();
-        let answers = checked_answers(run);
-        if let Some(pass) = pass {
-            pass.record(answers.iter().map(|(_, result)| line_health(result)));
-        }
-        for (line_id, result) in answers {
+        for (line_id, result) in checked_answers(run) {
             apply(order, line_id, Some(&module), result, elapsed, &mut report)?;
         }
     }
@@ -137,7 +130,6 @@ async fn run_claim(order: &Order, claim: ModuleClaim<'_>) -> ModuleRun {
                 lines,
                 answers: Ok(answers),
                 elapsed: Duration::ZERO,
-                pass: None,
             };
         }
     };
@@ -166,12 +158,27 @@ async fn run_claim(order: &Order, claim: ModuleClaim<'_>) -> ModuleRun {
     span.record("outcome", outcome.as_str());
     span.record("elapsed_ms", elapsed.as_millis() as u64);
     tracing::info!(parent: &span, %outcome, "module call done");
+    record_health(pass, &lines, &answers);
     ModuleRun {
         module,
         lines,
         answers,
         elapsed,
-        pass: Some(pass),
+    }
+}
+
+/// Tells the module's breaker how the call went, as soon as it returns (a
+/// probe must not wait for the other modules' calls).
+fn record_health(pass: CallPass, lines: &[LineId], answers: &Result<Vec<(LineId, LineResult)>, ModuleFault>) {
+    match answers {
+        Ok(answers) => pass.record(answers.iter().map(|(_, result)| line_health(result))),
+        Err(fault) => {
+            let failed = LineResult::Failed {
+                status: fault_status(fault),
+                message: String::new(),
+            };
+            pass.record(lines.iter().map(|_| line_health(&failed)));
+        }
     }
 }
 

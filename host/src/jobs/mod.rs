@@ -13,4 +13,4 @@ mod policy;
 mod worker;
 
 pub use policy::{Next, RetryPolicy};
-pub use worker::{Workers, run_workers_until};
+pub use worker::{StopClaiming, Workers, run_workers_until};

@@ -1,7 +1,7 @@
 //! The worker pool of one process and its graceful shutdown.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -12,8 +12,19 @@ use crate::storage::ClaimedJob;
 /// The workers of this process. Stop them with [`Workers::shutdown`].
 pub struct Workers {
     service: OrderService,
-    stop: watch::Sender<bool>,
+    stop: Arc<watch::Sender<bool>>,
     tasks: JoinSet<()>,
+}
+
+/// Tells the workers to stop claiming jobs (the first step of a shutdown,
+/// which may come before the rest of it).
+#[derive(Clone)]
+pub struct StopClaiming(Arc<watch::Sender<bool>>);
+
+impl StopClaiming {
+    pub fn now(&self) {
+        let _ = self.0.send(true);
+    }
 }
 
 impl Workers {
@@ -26,7 +37,16 @@ impl Workers {
             tasks.spawn(work(service.clone(), stopped.clone(), index));
         }
         tracing::info!(workers = count, host = service.host_id(), "fulfillment workers started");
-        Workers { service, stop, tasks }
+        Workers {
+            service,
+            stop: Arc::new(stop),
+            tasks,
+        }
+    }
+
+    /// A handle that stops the claiming of new jobs.
+    pub fn stop_claiming(&self) -> StopClaiming {
+        StopClaiming(self.stop.clone())
     }
 
     /// Stops claiming jobs, lets the attempts in progress finish for up to
@@ -65,13 +85,9 @@ pub async fn run_workers_until(service: OrderService, shutdown: impl Future<Outp
 async fn work(service: OrderService, mut stopped: watch::Receiver<bool>, index: u32) {
     let poll = service.fulfillment_settings().poll();
     while !*stopped.borrow() {
-        match service.claim_jobs(1).await {
-            Ok(jobs) if !jobs.is_empty() => {
-                for job in jobs {
-                    run_leased(&service, &job).await;
-                }
-            }
-            Ok(_) => {
+        match service.claim_job().await {
+            Ok(Some(job)) => run_leased(&service, &job).await,
+            Ok(None) => {
                 tokio::select! {
                     () = service.job_queued() => {}
                     () = tokio::time::sleep(poll) => {}
@@ -92,32 +108,16 @@ async fn work(service: OrderService, mut stopped: watch::Receiver<bool>, index: 
 /// Runs one attempt of `job` while renewing its lease; if the lease is lost
 /// (this host stalled and another took the job), the attempt is abandoned.
 async fn run_leased(service: &OrderService, job: &ClaimedJob) {
-    let renew_every = service.fulfillment_settings().lease() / 3;
-    let attempt = service.run_job(job);
-    let lease_lost = keep_lease(service, job.id, renew_every);
-    tokio::select! {
-        result = attempt => {
-            // The lease is kept: the job is due again when it runs out,
-            // which spaces out the attempts of a job that keeps failing
-            // this way (a database outage, say).
-            if let Err(error) = result {
-                tracing::error!(order = %job.order_number, %error, "fulfillment job attempt failed; it is due again when its lease runs out");
-            }
+    match service.with_lease(job.id, &job.lease, service.run_job(job)).await {
+        Some(Ok(_)) => {}
+        // The lease is kept: the job is due again when it runs out, which
+        // spaces out the attempts of a job that keeps failing this way (a
+        // database outage, say); each counts against its retries.
+        Some(Err(error)) => {
+            tracing::error!(order = %job.order_number, %error, "fulfillment job attempt failed; it is due again when its lease runs out");
         }
-        () = lease_lost => {
-            tracing::warn!(order = %job.order_number, "lost the lease of a fulfillment job to another host; abandoning the attempt");
-        }
-    }
-}
-
-/// Renews the lease every `every`; returns when it was lost.
-async fn keep_lease(service: &OrderService, id: i64, every: Duration) {
-    loop {
-        tokio::time::sleep(every).await;
-        match service.renew_job_lease(id).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(error) => tracing::warn!(job = id, %error, "cannot renew a job's lease; trying again"),
+        None => {
+            tracing::warn!(order = %job.order_number, "lost the lease of a fulfillment job; abandoning the attempt");
         }
     }
 }

@@ -2,7 +2,9 @@
 //! one attempt of a job, and what the attempt decides (done, retry later,
 //! failed, give up). The loop that calls this is `crate::jobs`.
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use super::{OrderError, OrderService};
 use crate::dispatch::{self, DispatchReport};
@@ -36,31 +38,80 @@ impl OrderService {
         Ok(storage::count_jobs(&mut connection).await?)
     }
 
-    /// Takes the lease of up to `limit` due jobs for this host.
-    pub async fn claim_jobs(&self, limit: u32) -> Result<Vec<ClaimedJob>, OrderError> {
+    /// A new lease token of this host: `<host>/<n>`.
+    pub(super) fn new_lease(&self) -> String {
+        format!("{}/{}", self.host_id, self.leases_taken.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn lease_until(&self) -> i64 {
+        storage::now_ms() + self.fulfillment.lease().as_millis() as i64
+    }
+
+    /// Takes the lease of the next due job, if there is one, counting an
+    /// attempt of it.
+    pub async fn claim_job(&self) -> Result<Option<ClaimedJob>, OrderError> {
         let mut connection = self.db.pool().acquire().await?;
+        let lease = self.new_lease();
         let now = storage::now_ms();
-        let until = now + self.fulfillment.lease().as_millis() as i64;
-        Ok(storage::claim_due_jobs(&mut connection, self.db.backend(), &self.host_id, now, until, limit).await?)
-    }
-
-    /// Extends this host's lease of job `id`; false when it lost it.
-    pub async fn renew_job_lease(&self, id: i64) -> Result<bool, OrderError> {
-        let mut connection = self.db.pool().acquire().await?;
-        let until = storage::now_ms() + self.fulfillment.lease().as_millis() as i64;
-        Ok(storage::renew_lease(&mut connection, id, &self.host_id, until).await?)
-    }
-
-    /// Gives job `id` back without running it (it is due again at once).
-    pub async fn release_job(&self, id: i64) -> Result<(), OrderError> {
-        let mut connection = self.db.pool().acquire().await?;
-        Ok(storage::release_lease(&mut connection, id, &self.host_id).await?)
+        let mut claimed =
+            storage::claim_due_jobs(&mut connection, self.db.backend(), &lease, now, self.lease_until(), 1).await?;
+        let job = claimed.pop();
+        // One at most, by the query; should a backend give more, they go
+        // back rather than wait for their lease to run out.
+        for extra in claimed {
+            self.release_lease(extra.id, &extra.lease).await;
+        }
+        Ok(job)
     }
 
     /// Gives back every job this host holds; returns how many.
     pub async fn release_all_jobs(&self) -> Result<u64, OrderError> {
         let mut connection = self.db.pool().acquire().await?;
         Ok(storage::release_leases_of(&mut connection, &self.host_id).await?)
+    }
+
+    /// Gives back the lease `lease` of job `id` (the work was abandoned).
+    pub(super) async fn release_lease(&self, id: i64, lease: &str) {
+        let released = async {
+            let mut connection = self.db.pool().acquire().await?;
+            storage::release_lease(&mut connection, id, lease).await
+        };
+        if let Err(error) = released.await {
+            tracing::warn!(job = id, %error, "cannot release a job's lease; it runs out by itself");
+        }
+    }
+
+    /// Runs `work` while renewing the lease `lease` of job `id` every third
+    /// of `lease_ms`. None when the lease was lost (another host took the
+    /// job, or renewals failed until the lease ran out): `work` is then
+    /// dropped, abandoned mid-way.
+    pub async fn with_lease<T>(&self, id: i64, lease: &str, work: impl Future<Output = T>) -> Option<T> {
+        let every = (self.fulfillment.lease() / 3).max(Duration::from_millis(10));
+        let keep = async {
+            let mut held_until = Instant::now() + self.fulfillment.lease();
+            loop {
+                tokio::time::sleep(every).await;
+                let renewed = async {
+                    let mut connection = self.db.pool().acquire().await?;
+                    storage::renew_lease(&mut connection, id, lease, self.lease_until()).await
+                };
+                match renewed.await {
+                    Ok(true) => held_until = Instant::now() + self.fulfillment.lease(),
+                    Ok(false) => return,
+                    Err(error) if Instant::now() + every < held_until => {
+                        tracing::warn!(job = id, %error, "cannot renew a job's lease; trying again");
+                    }
+                    Err(error) => {
+                        tracing::warn!(job = id, %error, "cannot renew a job's lease before it runs out");
+                        return;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            done = work => Some(done),
+            () = keep => None,
+        }
     }
 
     /// Runs one attempt of `job` (whose lease this host holds): fulfills the
@@ -72,18 +123,22 @@ impl OrderService {
     pub async fn run_job(&self, job: &ClaimedJob) -> Result<JobOutcome, OrderError> {
         let _guard = self.locks.lock(&job.order_number).await;
         let mut stored = self.order(&job.order_number).await?;
-        let attempt = job.attempts.saturating_add(1);
-        let report = if stored.order.status.is_fulfillable() {
+        let attempt = job.attempts;
+        let policy = RetryPolicy::from_settings(&self.fulfillment);
+        // Attempts whose host died before storing them count too: a job
+        // that keeps killing its hosts is given up, not retried forever.
+        let exhausted = attempt > policy.max_retries.saturating_add(1);
+        let report = if stored.order.status.is_fulfillable() && !exhausted {
             Some(dispatch::fulfill_order(&self.runtime, &mut stored.order).await?)
         } else {
             None
         };
-        let policy = RetryPolicy::from_settings(&self.fulfillment);
-        let next = policy.next(&stored.order, attempt);
+        let next = if exhausted { Next::GiveUp } else { policy.next(&stored.order, attempt) };
+        let made = if exhausted { attempt - 1 } else { attempt };
         if next == Next::GiveUp {
             stored.order.notes.push(OrderNote {
                 kind: NoteKind::Error,
-                message: format!("Giving up after {attempt} attempts"),
+                message: format!("Giving up after {made} attempts"),
                 line_id: None,
                 module: None,
             });
@@ -104,11 +159,11 @@ impl OrderService {
         let now = storage::now_ms();
         let update = JobUpdate {
             state,
-            attempts: attempt,
+            attempts: made,
             run_at_ms: now + retry_in.map_or(0, |delay| delay.as_millis() as i64),
             last_error: failed_lines_summary(&stored.order),
         };
-        if !storage::finish_job(&mut transaction, job.id, &self.host_id, &update, now).await? {
+        if !storage::finish_job(&mut transaction, job.id, &job.lease, &self.host_id, &update, now).await? {
             transaction.rollback().await?;
             return Err(OrderError::Conflict(format!(
                 "the lease of order {}'s fulfillment job was lost to another host; this attempt is not stored",

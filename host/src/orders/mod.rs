@@ -13,6 +13,7 @@ mod refunds;
 mod retry;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use tokio::sync::Notify;
 
@@ -38,6 +39,8 @@ pub struct OrderService {
     locks: locks::OrderLocks,
     /// This process, as the owner of job leases: unique per process run.
     host_id: Arc<str>,
+    /// Numbers this process's job leases: each claim has a token of its own.
+    leases_taken: Arc<AtomicU64>,
     /// Woken when an order is queued here, so that a local worker takes it
     /// at once instead of at its next poll.
     jobs_queued: Arc<Notify>,
@@ -59,6 +62,7 @@ impl OrderService {
             fulfillment,
             locks: locks::OrderLocks::default(),
             host_id: host_id().into(),
+            leases_taken: Arc::new(AtomicU64::new(0)),
             jobs_queued: Arc::new(Notify::new()),
         }
     }

@@ -3,7 +3,7 @@
 use super::{OrderError, OrderService};
 use crate::dispatch::{self, DispatchReport};
 use crate::model::OrderStatus;
-use crate::storage::{self, JobState, JobUpdate, StoredOrder};
+use crate::storage::{self, JobRecord, JobState, JobUpdate, StoredOrder};
 
 impl OrderService {
     /// Fulfills again the lines of order `number` that are not `Complete`.
@@ -23,46 +23,68 @@ impl OrderService {
                 status: stored.order.status,
             });
         }
-        let job = {
+        let Some(job) = self.fulfillment_job(number).await? else {
+            let report = self.fulfill_stored(&mut stored).await?;
+            return Ok((stored, report));
+        };
+        let lease = self.new_lease();
+        {
             let mut connection = self.db.pool().acquire().await?;
-            let job = storage::job_for_order(&mut connection, number).await?;
-            if job.is_some() {
-                let now = storage::now_ms();
-                let until = now + self.fulfillment.lease().as_millis() as i64;
-                if !storage::lease_order_job(&mut connection, stored.id, &self.host_id, now, until).await? {
-                    return Err(OrderError::Conflict(format!(
-                        "order {number} is being fulfilled by a worker right now; retry when it is done"
-                    )));
-                }
+            let now = storage::now_ms();
+            let until = now + self.fulfillment.lease().as_millis() as i64;
+            if !storage::lease_order_job(&mut connection, stored.id, &lease, now, until).await? {
+                return Err(OrderError::Conflict(format!(
+                    "order {number} is being fulfilled by a worker right now; retry when it is done"
+                )));
             }
-            job
-        };
-        // The order may have changed while the worker that held it finished.
-        if job.is_some() {
-            stored = self.order(number).await?;
         }
-        let dispatched = dispatch::fulfill_order(&self.runtime, &mut stored.order).await;
-        let report = match dispatched {
-            Ok(report) => report,
-            Err(error) => {
-                if let Some(job) = &job {
-                    self.release_job(job.id).await?;
-                }
-                return Err(error.into());
+        let retried = self.with_lease(job.id, &lease, self.retry_under_lease(number, &job, &lease)).await;
+        match retried {
+            Some(Ok(done)) => Ok(done),
+            Some(Err(error)) => {
+                self.release_lease(job.id, &lease).await;
+                Err(error)
             }
-        };
+            None => Err(lost_lease(number)),
+        }
+    }
+
+    /// The retry of an order whose job's lease `lease` this host holds.
+    async fn retry_under_lease(
+        &self,
+        number: &str,
+        job: &JobRecord,
+        lease: &str,
+    ) -> Result<(StoredOrder, DispatchReport), OrderError> {
+        // Read again: a worker may have finished with the order meanwhile.
+        let mut stored = self.order(number).await?;
+        if !stored.order.status.is_fulfillable() {
+            return Err(OrderError::NotFulfillable {
+                number: number.to_string(),
+                status: stored.order.status,
+            });
+        }
+        let report = dispatch::fulfill_order(&self.runtime, &mut stored.order).await?;
         let mut transaction = self.db.pool().begin().await?;
         storage::save_fulfillment(&mut transaction, &mut stored, &report).await?;
-        if let Some(job) = job {
-            let update = JobUpdate {
-                state: if stored.order.status == OrderStatus::Complete { JobState::Done } else { job.state },
-                attempts: job.attempts,
-                run_at_ms: job.run_at_ms,
-                last_error: job.last_error,
-            };
-            storage::finish_job(&mut transaction, job.id, &self.host_id, &update, storage::now_ms()).await?;
+        // A staff retry does not count against the job's retries.
+        let update = JobUpdate {
+            state: if stored.order.status == OrderStatus::Complete { JobState::Done } else { job.state },
+            attempts: job.attempts,
+            run_at_ms: job.run_at_ms,
+            last_error: job.last_error.clone(),
+        };
+        if !storage::finish_job(&mut transaction, job.id, lease, &self.host_id, &update, storage::now_ms()).await? {
+            transaction.rollback().await?;
+            return Err(lost_lease(number));
         }
         transaction.commit().await?;
         Ok((stored, report))
     }
+}
+
+fn lost_lease(number: &str) -> OrderError {
+    OrderError::Conflict(format!(
+        "the retry of order {number} took longer than its lease and a worker took the order over; nothing of the retry is stored"
+    ))
 }

@@ -177,17 +177,19 @@ impl CallPass {
         let threshold = self.settings.failures;
         let trips = threshold > 0 && state.consecutive_failures >= threshold;
         let failed_probe = self.probe && any_unreachable && !any_healthy;
-        state.phase = if trips || failed_probe {
-            if !matches!(state.phase, Phase::Open { .. }) {
+        state.phase = match state.phase {
+            // A call that started before the circuit opened and ends after:
+            // it does not push the cool-down back.
+            Phase::Open { .. } if !self.probe => state.phase,
+            _ if trips || failed_probe => {
                 tracing::warn!(failures = state.consecutive_failures, cool_down_ms = self.settings.cool_down_ms,
                     "circuit opened: the module is not called until the cool-down is over");
+                Phase::Open {
+                    since: SystemTime::now(),
+                    until: Instant::now() + self.settings.cool_down(),
+                }
             }
-            Phase::Open {
-                since: SystemTime::now(),
-                until: Instant::now() + self.settings.cool_down(),
-            }
-        } else {
-            Phase::Closed
+            _ => Phase::Closed,
         };
     }
 }

@@ -1,7 +1,7 @@
 //! `fulfillment_jobs`: the durable queue of asynchronous fulfillment.
 //!
-//! A job is claimed by taking its lease: `lease_owner` (the worker's host)
-//! and `lease_until`. On PostgreSQL the claim skips rows another host is
+//! A job is claimed by taking its lease: `lease_owner` (a token of one
+//! claim, `<host>/<n>`) and `lease_until`; the claim counts the attempt. On PostgreSQL the claim skips rows another host is
 //! claiming at the same moment (`FOR UPDATE SKIP LOCKED`), so many hosts
 //! share one queue without waiting on each other; SQLite runs one write at a
 //! time, which makes the same statement safe within one file. Every later
@@ -57,8 +57,11 @@ impl JobState {
 pub struct ClaimedJob {
     pub id: i64,
     pub order_number: String,
-    /// Attempts made before this one.
+    /// Attempts started, this one included (an attempt whose host died
+    /// counts too).
     pub attempts: u32,
+    /// The lease's token: every later write to the job must show it.
+    pub lease: String,
 }
 
 /// A job as stored.
@@ -101,8 +104,8 @@ pub async fn insert_job(connection: &mut AnyConnection, order_id: i64, order_num
     Ok(())
 }
 
-/// Takes the lease of up to `limit` due jobs (oldest due first) for
-/// `owner` until `lease_until_ms`.
+/// Takes the lease of up to `limit` due jobs (oldest due first) with the
+/// token `owner` until `lease_until_ms`, counting an attempt of each.
 pub async fn claim_due_jobs(
     connection: &mut AnyConnection,
     backend: Backend,
@@ -115,13 +118,19 @@ pub async fn claim_due_jobs(
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    // The due rows are picked once, in a CTE: as `id IN (subquery ... LIMIT
+    // n)`, PostgreSQL may run the subquery more than once and update more
+    // than n rows.
     let query = format!(
-        "UPDATE fulfillment_jobs SET lease_owner = $1, lease_until = $2, updated_at = $3
-         WHERE state = 'queued' AND (lease_until IS NULL OR lease_until < $3) AND id IN (
+        "WITH due AS (
              SELECT id FROM fulfillment_jobs
              WHERE state = 'queued' AND run_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
              ORDER BY run_at, id LIMIT $4 {skip_locked})
-         RETURNING id, order_number, attempts"
+         UPDATE fulfillment_jobs
+         SET lease_owner = $1, lease_until = $2, updated_at = $3, attempts = fulfillment_jobs.attempts + 1
+         FROM due
+         WHERE fulfillment_jobs.id = due.id
+         RETURNING fulfillment_jobs.id, fulfillment_jobs.order_number, fulfillment_jobs.attempts"
     );
     let rows = sqlx::query(&query)
         .bind(owner)
@@ -136,14 +145,15 @@ pub async fn claim_due_jobs(
                 id: row.try_get("id")?,
                 order_number: row.try_get("order_number")?,
                 attempts: attempts(row.try_get("attempts")?),
+                lease: owner.to_string(),
             })
         })
         .collect()
 }
 
-/// Takes the lease of order `order_id`'s job for `owner` if nobody holds
-/// it, whatever the job's state (a staff retry of an order whose job gave
-/// up). False when another holds it, or the order has no job.
+/// Takes the lease of order `order_id`'s job with the token `owner` if
+/// nobody holds it, whatever the job's state (a staff retry of an order
+/// whose job gave up). False when a lease is held, or the order has no job.
 pub async fn lease_order_job(
     connection: &mut AnyConnection,
     order_id: i64,
@@ -153,7 +163,7 @@ pub async fn lease_order_job(
 ) -> Result<bool, StorageError> {
     let result = sqlx::query(
         "UPDATE fulfillment_jobs SET lease_owner = $1, lease_until = $2, updated_at = $3
-         WHERE order_id = $4 AND (lease_until IS NULL OR lease_until < $3 OR lease_owner = $1)",
+         WHERE order_id = $4 AND (lease_until IS NULL OR lease_until < $3)",
     )
     .bind(owner)
     .bind(lease_until_ms)
@@ -175,20 +185,22 @@ pub async fn renew_lease(connection: &mut AnyConnection, id: i64, owner: &str, l
     Ok(result.rows_affected() == 1)
 }
 
-/// Writes `update` and releases the lease, if `owner` still holds it (call
-/// it in the transaction that saves the fulfillment, so that both or
-/// neither are written). False when the lease was lost.
+/// Writes `update` and releases the lease, if the token `owner` still
+/// holds it (call it in the transaction that saves the fulfillment, so that
+/// both or neither are written); `host` made the attempt. False when the
+/// lease was lost.
 pub async fn finish_job(
     connection: &mut AnyConnection,
     id: i64,
     owner: &str,
+    host: &str,
     update: &JobUpdate,
     now_ms: i64,
 ) -> Result<bool, StorageError> {
     let result = sqlx::query(
         "UPDATE fulfillment_jobs
          SET state = $1, attempts = $2, run_at = $3, last_error = $4, lease_owner = NULL, lease_until = NULL,
-             updated_at = $5, worked_by = $7
+             updated_at = $5, worked_by = $8
          WHERE id = $6 AND lease_owner = $7",
     )
     .bind(update.state.as_str())
@@ -198,6 +210,7 @@ pub async fn finish_job(
     .bind(now_ms)
     .bind(id)
     .bind(owner)
+    .bind(host)
     .execute(&mut *connection)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -258,11 +271,11 @@ fn attempts(stored: i64) -> u32 {
     u32::try_from(stored).unwrap_or(u32::MAX)
 }
 
-/// Releases every lease `owner` holds (a host abandoning its jobs on
-/// shutdown); returns how many.
-pub async fn release_leases_of(connection: &mut AnyConnection, owner: &str) -> Result<u64, StorageError> {
-    let result = sqlx::query("UPDATE fulfillment_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1")
-        .bind(owner)
+/// Releases every lease of host `host` (tokens `<host>/<n>`: a host
+/// abandoning its jobs on shutdown); returns how many.
+pub async fn release_leases_of(connection: &mut AnyConnection, host: &str) -> Result<u64, StorageError> {
+    let result = sqlx::query("UPDATE fulfillment_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner LIKE $1")
+        .bind(format!("{host}/%"))
         .execute(&mut *connection)
         .await?;
     Ok(result.rows_affected())
