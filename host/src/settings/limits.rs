@@ -34,7 +34,8 @@ pub struct ModuleLimits {
     #[schema(value_type = Option<u64>)]
     pub fuel: Option<NonZeroU64>,
     /// The longest one call may take in wall time, in milliseconds, host
-    /// waits (HTTP, sleeps) and the wait for an in-flight slot included.
+    /// waits (HTTP, sleeps) included; also the longest an order waits for
+    /// one of the module's in-flight slots.
     #[schema(value_type = u32)]
     pub wall_ms: NonZeroU32,
     /// Linear memory per instance, in bytes (at most 1 GiB).
