@@ -4,13 +4,11 @@
 //! transaction (see `orders`). Workers, tokio tasks in every `serve` process
 //! and in `fulfillment-host worker`, claim due jobs with a lease, run one
 //! attempt each through `OrderService::run_job` (orders -> dispatch ->
-//! runtime), renew the lease while the attempt runs, and let the retry
-//! policy decide what comes next. Any number of hosts can share one
-//! PostgreSQL database: a claim skips the rows another host is claiming,
-//! and a job whose host died is due again when its lease runs out.
+//! runtime, where `orders::RetryPolicy` decides what comes next), and
+//! renew the lease while the attempt runs. Any number of hosts can share
+//! one PostgreSQL database: a claim skips the rows another host is
+//! claiming, and a job whose host died is due again when its lease runs out.
 
-mod policy;
 mod worker;
 
-pub use policy::{Next, RetryPolicy};
 pub use worker::{StopClaiming, Workers, run_workers_until};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{OrderError, OrderService};
 use crate::dispatch::{self, DispatchReport};
-use crate::jobs::{Next, RetryPolicy};
+use super::retry_policy::{Next, RetryPolicy};
 use crate::model::{NoteKind, OrderNote, OrderStatus};
 use crate::storage::{self, ClaimedJob, JobState, JobUpdate};
 

@@ -11,6 +11,7 @@ mod locks;
 mod place;
 mod refunds;
 mod retry;
+mod retry_policy;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -22,6 +23,7 @@ pub use error::OrderError;
 pub use jobs::JobOutcome;
 pub use place::{BasketLine, PaymentInput, PlaceOrder, Placed};
 pub use refunds::RefundAction;
+pub use retry_policy::{Next, RetryPolicy};
 
 use crate::payments::Payments;
 use crate::runtime::Runtime;
