@@ -72,3 +72,18 @@ async fn after_the_cool_down_a_successful_probe_closes_the_circuit() {
     assert_eq!((view.state, view.consecutive_failures), ("closed", 0));
     assert!(lms.enrollment("alice", DEMO).is_some());
 }
+
+#[tokio::test]
+async fn a_module_out_of_cpu_does_not_open_its_circuit() {
+    // A loop is the module's own fault, not a sign that its LMS is down.
+    let toml = with_limits(
+        module_entry("misbehaving", "misbehaving", &[], &[("claim", "*"), ("behaviour", "loop")]),
+        &[("cpu_ms", "20")],
+    );
+    let runtime = support::runtime(&format!("{toml}[modules.circuit_breaker]\nfailures = 1\ncool_down_ms = 3600000\n")).await;
+    for number in ["EDX-520", "EDX-521"] {
+        assert_eq!(one_seat(&runtime, number).await.lines[0].status, LineStatus::TimeoutError);
+    }
+    let view = runtime.module("misbehaving").expect("loaded").breaker().view();
+    assert_eq!((view.state, view.consecutive_failures), ("closed", 0));
+}

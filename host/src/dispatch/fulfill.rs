@@ -172,6 +172,9 @@ async fn run_claim(order: &Order, claim: ModuleClaim<'_>) -> ModuleRun {
 fn record_health(pass: CallPass, lines: &[LineId], answers: &Result<Vec<(LineId, LineResult)>, ModuleFault>) {
     match answers {
         Ok(answers) => pass.record(answers.iter().map(|(_, result)| line_health(result))),
+        // A module out of CPU or fuel looped on its own: that says nothing
+        // about the system behind it.
+        Err(fault) if fault.kind == FaultKind::OverBudget => pass.record(lines.iter().map(|_| LineHealth::Neutral)),
         Err(fault) => {
             let failed = LineResult::Failed {
                 status: fault_status(fault),
@@ -185,7 +188,7 @@ fn record_health(pass: CallPass, lines: &[LineId], answers: &Result<Vec<(LineId,
 /// The status of the lines of a module that faulted.
 fn fault_status(fault: &ModuleFault) -> LineStatus {
     match fault.kind {
-        FaultKind::TimedOut => LineStatus::TimeoutError,
+        FaultKind::TimedOut | FaultKind::OverBudget => LineStatus::TimeoutError,
         FaultKind::Failed => LineStatus::ServerError,
     }
 }
@@ -274,7 +277,7 @@ fn unclaimed_result(runtime: &Runtime, order: &Order, line_id: LineId, deciding_
         };
     }
     let faults: Vec<String> = deciding_faults.iter().map(ToString::to_string).collect();
-    let status = if deciding_faults.iter().all(|fault| fault.kind == FaultKind::TimedOut) {
+    let status = if deciding_faults.iter().all(|fault| matches!(fault.kind, FaultKind::TimedOut | FaultKind::OverBudget)) {
         LineStatus::TimeoutError
     } else {
         LineStatus::ServerError

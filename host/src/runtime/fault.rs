@@ -23,9 +23,13 @@ pub enum FaultKind {
     /// A trap, an instantiation failure, output over its limit or a broken
     /// answer: `Fulfillment Server Error`.
     Failed,
-    /// A CPU, fuel or wall-time limit, or no free in-flight slot in time:
-    /// `Fulfillment Timeout Error`.
+    /// A wall-time limit (the module waited on something too long), or no
+    /// free in-flight slot in time: `Fulfillment Timeout Error`.
     TimedOut,
+    /// The module computed past its CPU time or fuel: also `Fulfillment
+    /// Timeout Error`, but its own doing (a loop), not a sign that the system
+    /// behind it is down, so the circuit breaker does not count it.
+    OverBudget,
 }
 
 impl fmt::Display for ModuleFault {
@@ -57,14 +61,16 @@ impl ModuleFault {
     ) -> ModuleFault {
         // wasmtime wraps what the epoch callback returned in a backtrace
         // context: look through the chain.
-        let limit = error.chain().find(|cause| cause.is::<CpuLimitExceeded>() || cause.is::<WallLimitExceeded>());
-        if let Some(limit) = limit {
-            return ModuleFault::new(module, call, FaultKind::TimedOut, limit.to_string());
+        if let Some(cpu) = error.chain().find(|cause| cause.is::<CpuLimitExceeded>()) {
+            return ModuleFault::new(module, call, FaultKind::OverBudget, cpu.to_string());
+        }
+        if let Some(wall) = error.chain().find(|cause| cause.is::<WallLimitExceeded>()) {
+            return ModuleFault::new(module, call, FaultKind::TimedOut, wall.to_string());
         }
         if let Some(wasmtime::Trap::OutOfFuel) = error.downcast_ref::<wasmtime::Trap>() {
             let budget = fuel.map_or_else(String::new, |fuel| format!(" of {fuel}"));
             let reason = format!("exceeded its fuel budget{budget} for one call (fuel)");
-            return ModuleFault::new(module, call, FaultKind::TimedOut, reason);
+            return ModuleFault::new(module, call, FaultKind::OverBudget, reason);
         }
         let cause = match error.downcast_ref::<wasmtime::Trap>() {
             Some(trap) => format!("trap: {trap}"),
