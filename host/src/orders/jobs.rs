@@ -6,24 +6,11 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{OrderError, OrderService};
-use crate::dispatch::{self, DispatchReport};
 use super::retry_policy::{Next, RetryPolicy};
-use crate::model::{NoteKind, OrderNote, OrderStatus};
+use super::{OrderError, OrderService};
+use crate::dispatch;
+use crate::model::{NoteKind, OrderNote};
 use crate::storage::{self, ClaimedJob, JobState, JobUpdate};
-
-/// What one attempt of a job did.
-#[derive(Debug, Clone)]
-pub struct JobOutcome {
-    pub order_number: String,
-    pub order_status: OrderStatus,
-    /// This attempt's number (1 for the first).
-    pub attempt: u32,
-    pub state: JobState,
-    /// When the next attempt is due, for `Queued`.
-    pub retry_in: Option<Duration>,
-    pub report: Option<DispatchReport>,
-}
 
 impl OrderService {
     /// The fulfillment job of order `number` (async mode), if it has one.
@@ -43,7 +30,8 @@ impl OrderService {
         format!("{}/{}", self.host_id, self.leases_taken.fetch_add(1, Ordering::Relaxed))
     }
 
-    fn lease_until(&self) -> i64 {
+    /// When a lease taken or renewed now runs out.
+    pub(super) fn lease_until(&self) -> i64 {
         storage::now_ms() + self.fulfillment.lease().as_millis() as i64
     }
 
@@ -53,15 +41,7 @@ impl OrderService {
         let mut connection = self.db.pool().acquire().await?;
         let lease = self.new_lease();
         let now = storage::now_ms();
-        let mut claimed =
-            storage::claim_due_jobs(&mut connection, self.db.backend(), &lease, now, self.lease_until(), 1).await?;
-        let job = claimed.pop();
-        // One at most, by the query; should a backend give more, they go
-        // back rather than wait for their lease to run out.
-        for extra in claimed {
-            self.release_lease(extra.id, &extra.lease).await;
-        }
-        Ok(job)
+        Ok(storage::claim_due_job(&mut connection, self.db.backend(), &lease, now, self.lease_until()).await?)
     }
 
     /// Gives back every job this host holds; returns how many.
@@ -120,7 +100,7 @@ impl OrderService {
     /// the lease is still this host's. A lost lease stores nothing: the host
     /// that took the job over does the work (and the modules' idempotency
     /// keys keep a line from being fulfilled twice at the remote system).
-    pub async fn run_job(&self, job: &ClaimedJob) -> Result<JobOutcome, OrderError> {
+    pub async fn run_job(&self, job: &ClaimedJob) -> Result<(), OrderError> {
         let _guard = self.locks.lock(&job.order_number).await;
         let mut stored = self.order(&job.order_number).await?;
         let attempt = job.attempts;
@@ -171,17 +151,9 @@ impl OrderService {
             )));
         }
         transaction.commit().await?;
-        let outcome = JobOutcome {
-            order_number: job.order_number.clone(),
-            order_status: stored.order.status,
-            attempt,
-            state,
-            retry_in,
-            report,
-        };
-        tracing::info!(order = %outcome.order_number, attempt, state = state.as_str(),
+        tracing::info!(order = %job.order_number, attempt, state = state.as_str(),
             retry_in_ms = retry_in.map(|delay| delay.as_millis() as u64), "fulfillment job attempt done");
-        Ok(outcome)
+        Ok(())
     }
 }
 

@@ -20,10 +20,8 @@ use tokio::sync::Notify;
 
 pub use catalog::NewProduct;
 pub use error::OrderError;
-pub use jobs::JobOutcome;
 pub use place::{BasketLine, PaymentInput, PlaceOrder, Placed};
 pub use refunds::RefundAction;
-pub use retry_policy::{Next, RetryPolicy};
 
 use crate::payments::Payments;
 use crate::runtime::Runtime;

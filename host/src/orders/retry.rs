@@ -31,8 +31,7 @@ impl OrderService {
         {
             let mut connection = self.db.pool().acquire().await?;
             let now = storage::now_ms();
-            let until = now + self.fulfillment.lease().as_millis() as i64;
-            if !storage::lease_order_job(&mut connection, stored.id, &lease, now, until).await? {
+            if !storage::lease_order_job(&mut connection, stored.id, &lease, now, self.lease_until()).await? {
                 return Err(OrderError::Conflict(format!(
                     "order {number} is being fulfilled by a worker right now; retry when it is done"
                 )));

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Engine, Store};
@@ -52,7 +51,6 @@ pub struct ModuleSession<'m> {
     store: Store<HostState>,
     bindings: FulfillmentModule,
     meter: Arc<CallMeter>,
-    limits: &'m ModuleLimits,
     /// The order as WIT, converted once per session.
     order: Option<wit::Order>,
     _slot: OwnedSemaphorePermit,
@@ -82,7 +80,6 @@ impl<'m> ModuleSession<'m> {
                 store,
                 bindings,
                 meter,
-                limits,
                 order: None,
                 _slot: slot,
             }),
@@ -95,23 +92,18 @@ impl<'m> ModuleSession<'m> {
         self.module
     }
 
-    /// The CPU time the last call used.
-    pub fn last_call_cpu(&self) -> Duration {
-        self.meter.spent()
-    }
-
     fn fault(&self, call: &'static str, error: &wasmtime::Error) -> ModuleFault {
         fault(self.module, &self.store, call, error)
     }
 
     /// Gives the next call its fuel budget.
     fn refuel(&mut self, call: &'static str) -> Result<(), ModuleFault> {
-        refuel(&mut self.store, self.limits).map_err(|error| self.fault(call, &error))
+        refuel(&mut self.store, self.module.limits()).map_err(|error| self.fault(call, &error))
     }
 
     /// Refuses output over the module's `output_bytes`.
     fn check_output(&self, call: &'static str, bytes: usize) -> Result<(), ModuleFault> {
-        let limit = self.limits.output_bytes.get() as usize;
+        let limit = self.module.limits().output_bytes.get() as usize;
         if bytes <= limit {
             return Ok(());
         }
@@ -134,7 +126,7 @@ impl<'m> ModuleSession<'m> {
         self.refuel("describe")?;
         let info = self
             .meter
-            .run(self.limits.wall(), self.bindings.call_describe(&mut self.store))
+            .run(self.module.limits().wall(), self.bindings.call_describe(&mut self.store))
             .await
             .map_err(|error| self.fault("describe", &error))?;
         let size = info.name.len() + info.version.len() + info.product_types.iter().map(String::len).sum::<usize>();
@@ -153,7 +145,7 @@ impl<'m> ModuleSession<'m> {
         let wit_line = convert::line(order, line);
         let call = self.bindings.call_supports_line(&mut self.store, &wit_order, &wit_line);
         self.meter
-            .run(self.limits.wall(), call)
+            .run(self.module.limits().wall(), call)
             .await
             .map_err(|error| self.fault("supports-line", &error))
     }
@@ -173,7 +165,7 @@ impl<'m> ModuleSession<'m> {
             .call_fulfill_product(&mut self.store, &wit_order, &wit_lines, order.email_opt_in);
         let outcomes = self
             .meter
-            .run(self.limits.wall(), call)
+            .run(self.module.limits().wall(), call)
             .await
             .map_err(|error| self.fault("fulfill-product", &error))?;
         self.check_output("fulfill-product", outcomes.iter().map(outcome_size).sum())?;
@@ -203,7 +195,7 @@ impl<'m> ModuleSession<'m> {
         let call = self.bindings.call_revoke_line(&mut self.store, &wit_order, &wit_line);
         let outcome = self
             .meter
-            .run(self.limits.wall(), call)
+            .run(self.module.limits().wall(), call)
             .await
             .map_err(|error| self.fault("revoke-line", &error))?;
         let size = match &outcome {

@@ -1,9 +1,10 @@
 //! `fulfillment_jobs`: the durable queue of asynchronous fulfillment.
 //!
 //! A job is claimed by taking its lease: `lease_owner` (a token of one
-//! claim, `<host>/<n>`) and `lease_until`; the claim counts the attempt. On PostgreSQL the claim skips rows another host is
-//! claiming at the same moment (`FOR UPDATE SKIP LOCKED`), so many hosts
-//! share one queue without waiting on each other; SQLite runs one write at a
+//! claim, `<host>/<n>`) and `lease_until`; the claim counts the attempt.
+//! On PostgreSQL the claim skips rows another host is claiming at the same
+//! moment (`FOR UPDATE SKIP LOCKED`), so many hosts share one queue without
+//! waiting on each other; SQLite runs one write at a
 //! time, which makes the same statement safe within one file. Every later
 //! write to a job checks that the lease is still the writer's: a worker that
 //! lost its lease (it stalled past `lease_until` and another host took the
@@ -72,8 +73,6 @@ pub struct JobRecord {
     pub state: JobState,
     pub attempts: u32,
     pub run_at_ms: i64,
-    pub lease_owner: Option<String>,
-    pub lease_until_ms: Option<i64>,
     pub last_error: Option<String>,
     /// The host that made the last attempt.
     pub worked_by: Option<String>,
@@ -104,51 +103,48 @@ pub async fn insert_job(connection: &mut AnyConnection, order_id: i64, order_num
     Ok(())
 }
 
-/// Takes the lease of up to `limit` due jobs (oldest due first) with the
-/// token `owner` until `lease_until_ms`, counting an attempt of each.
-pub async fn claim_due_jobs(
+/// Takes the lease of the job due first, if any, with the token `owner`
+/// until `lease_until_ms`, counting an attempt of it.
+pub async fn claim_due_job(
     connection: &mut AnyConnection,
     backend: Backend,
     owner: &str,
     now_ms: i64,
     lease_until_ms: i64,
-    limit: u32,
-) -> Result<Vec<ClaimedJob>, StorageError> {
+) -> Result<Option<ClaimedJob>, StorageError> {
     let skip_locked = match backend {
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    // The due rows are picked once, in a CTE: as `id IN (subquery ... LIMIT
-    // n)`, PostgreSQL may run the subquery more than once and update more
-    // than n rows.
+    // The due row is picked once, in a CTE: as `id IN (subquery ... LIMIT
+    // 1)`, PostgreSQL may run the subquery more than once and update more
+    // than one row.
     let query = format!(
         "WITH due AS (
              SELECT id FROM fulfillment_jobs
              WHERE state = 'queued' AND run_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
-             ORDER BY run_at, id LIMIT $4 {skip_locked})
+             ORDER BY run_at, id LIMIT 1 {skip_locked})
          UPDATE fulfillment_jobs
          SET lease_owner = $1, lease_until = $2, updated_at = $3, attempts = fulfillment_jobs.attempts + 1
          FROM due
          WHERE fulfillment_jobs.id = due.id
          RETURNING fulfillment_jobs.id, fulfillment_jobs.order_number, fulfillment_jobs.attempts"
     );
-    let rows = sqlx::query(&query)
+    let row = sqlx::query(&query)
         .bind(owner)
         .bind(lease_until_ms)
         .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *connection)
+        .fetch_optional(&mut *connection)
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ClaimedJob {
-                id: row.try_get("id")?,
-                order_number: row.try_get("order_number")?,
-                attempts: attempts(row.try_get("attempts")?),
-                lease: owner.to_string(),
-            })
+    row.map(|row| {
+        Ok(ClaimedJob {
+            id: row.try_get("id")?,
+            order_number: row.try_get("order_number")?,
+            attempts: attempts(row.try_get("attempts")?),
+            lease: owner.to_string(),
         })
-        .collect()
+    })
+    .transpose()
 }
 
 /// Takes the lease of order `order_id`'s job with the token `owner` if
@@ -230,7 +226,7 @@ pub async fn release_lease(connection: &mut AnyConnection, id: i64, owner: &str)
 /// The job of order `order_number`, if it has one.
 pub async fn job_for_order(connection: &mut AnyConnection, order_number: &str) -> Result<Option<JobRecord>, StorageError> {
     let row = sqlx::query(
-        "SELECT id, order_number, state, attempts, run_at, lease_owner, lease_until, last_error, worked_by
+        "SELECT id, order_number, state, attempts, run_at, last_error, worked_by
          FROM fulfillment_jobs WHERE order_number = $1",
     )
     .bind(order_number)
@@ -244,8 +240,6 @@ pub async fn job_for_order(connection: &mut AnyConnection, order_number: &str) -
             state: JobState::parse(&state)?,
             attempts: attempts(row.try_get("attempts")?),
             run_at_ms: row.try_get("run_at")?,
-            lease_owner: row.try_get("lease_owner")?,
-            lease_until_ms: row.try_get("lease_until")?,
             last_error: row.try_get("last_error")?,
             worked_by: row.try_get("worked_by")?,
         })

@@ -26,7 +26,7 @@ pub use idempotency::{
     KeyClaim, claim_idempotency_key, mark_key_failed, release_idempotency_key, set_key_order,
 };
 pub use jobs::{
-    ClaimedJob, JobRecord, JobState, JobUpdate, claim_due_jobs, count_jobs, finish_job, insert_job, job_for_order,
+    ClaimedJob, JobRecord, JobState, JobUpdate, claim_due_job, count_jobs, finish_job, insert_job, job_for_order,
     lease_order_job, release_lease, release_leases_of, renew_lease,
 };
 pub use orders::{
