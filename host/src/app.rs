@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::jobs::Workers;
-use crate::orders::OrderService;
+use crate::services::Services;
 use crate::payments::Payments;
 use crate::runtime::{ModuleEngine, Runtime};
 use crate::settings::Settings;
@@ -37,7 +37,7 @@ impl Application {
 
     /// The same on an existing engine (compiled modules are shared).
     pub async fn build_with(settings: &Settings, engine: ModuleEngine) -> anyhow::Result<Application> {
-        let service = build_service(settings, engine).await?;
+        let services = build_service(settings, engine).await?;
         let demo = crate::api::token_digest(DEMO_TOKEN);
         if settings.api.tokens.iter().any(|token| token.sha256.to_string() == demo) {
             tracing::warn!("the demo API token `{DEMO_TOKEN}` is accepted: replace [[api.tokens]] before going live");
@@ -46,7 +46,7 @@ impl Application {
             tracing::warn!("no [[api.tokens]] configured: every API call will be refused (401)");
         }
         let state = AppState {
-            service,
+            services,
             tokens: Arc::new(settings.api.tokens.clone()),
         };
         let router = api::router(state.clone(), &settings.server);
@@ -64,45 +64,43 @@ impl Application {
         &self.state
     }
 
-    /// Serves (with the fulfillment workers, in async mode) until
-    /// `shutdown` resolves, then finishes the requests in flight and stops
-    /// the workers gracefully.
+    /// Serves, with the job workers, until `shutdown` resolves, then
+    /// finishes the requests in flight and stops the workers gracefully.
+    /// The workers run in both fulfillment modes: in sync mode they finish
+    /// the jobs of requests whose host died, and complete checkouts.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let service = &self.state.service;
-        let workers = service.is_async().then(|| Workers::start(service.clone()));
+        let workers = Workers::start(self.state.services.clone());
         // The workers stop claiming at the signal, while the HTTP requests
         // in flight drain.
-        let stop_claiming = workers.as_ref().map(Workers::stop_claiming);
+        let stop_claiming = workers.stop_claiming();
         let shutdown = async move {
             shutdown.await;
-            if let Some(stop) = stop_claiming {
-                stop.now();
-            }
+            stop_claiming.now();
         };
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
-        if let Some(workers) = workers {
-            workers.shutdown().await;
-        }
+        workers.shutdown().await;
         served
     }
 }
 
-/// The order service of `settings`: connects the database (migrating it),
-/// loads the modules on `engine`, and seeds the catalog from `[[products]]`.
-/// `serve` puts the HTTP API in front of it; `worker` runs only its workers.
-pub async fn build_service(settings: &Settings, engine: ModuleEngine) -> anyhow::Result<OrderService> {
+/// The services of `settings`: connects the database (migrating it), loads
+/// the modules on `engine`, and seeds the catalog from `[[products]]`.
+/// `serve` puts the HTTP API in front of them; `worker` runs only their
+/// workers.
+pub async fn build_service(settings: &Settings, engine: ModuleEngine) -> anyhow::Result<Services> {
     let database = Database::connect(&settings.database.url, settings.database.max_connections).await?;
     let runtime = Runtime::load_with(engine, settings).await?;
-    let service = OrderService::new(
+    let services = Services::new(
         database,
         Arc::new(runtime),
         Payments::new(),
         settings.orders.clone(),
         settings.fulfillment.clone(),
     );
-    service
+    services
+        .catalog
         .seed_products(&settings.products)
         .await
         .with_context(|| format!("invalid [[products]] in {}", settings.path.display()))?;
-    Ok(service)
+    Ok(services)
 }

@@ -8,9 +8,11 @@
 //! - [`runtime`]: the wasmtime engine, the loaded modules and the calls into
 //!   them, with the host side of the WIT imports;
 //! - [`storage`]: SQLite or PostgreSQL; [`payments`]: the processors;
-//! - [`orders`]: placing orders, retries, refunds (uses `dispatch`);
-//! - [`jobs`]: the workers of asynchronous fulfillment (use `orders`);
-//! - [`api`]: the HTTP API (uses `orders`); [`app`]: all of it assembled.
+//! - [`queue`]: the durable job queue (over `storage`);
+//! - [`services`]: checkout, fulfillment, refunds, catalog, order reads and
+//!   the job executor (use `dispatch`, `queue`, `storage`, `payments`);
+//! - [`jobs`]: the workers that run the queue (use `services`);
+//! - [`api`]: the HTTP API (uses `services`); [`app`]: all of it assembled.
 //!
 //! `dispatch` uses `runtime`; nothing below calls upward. The binary
 //! (`main.rs`, `cli/`) is a thin shell over these.
@@ -20,8 +22,9 @@ pub mod app;
 pub mod dispatch;
 pub mod jobs;
 pub mod model;
-pub mod orders;
 pub mod payments;
+pub mod queue;
 pub mod runtime;
+pub mod services;
 pub mod settings;
 pub mod storage;

@@ -6,6 +6,7 @@
 
 use fulfillment_host::app::Application;
 use fulfillment_host::payments::Payments;
+use fulfillment_host::services::Services;
 use fulfillment_tests::lms::LmsStandIn;
 use fulfillment_tests::postgres;
 use reqwest::StatusCode;
@@ -38,6 +39,9 @@ pub(crate) struct TestApp {
     pub(crate) http: reqwest::Client,
     pub(crate) lms: LmsStandIn,
     pub(crate) payments: Payments,
+    /// The host's services, for the tests that run a due job themselves
+    /// (`services.executor.run_one_due_job()`) instead of waiting for a worker.
+    pub(crate) services: Services,
     _dir: tempfile::TempDir,
 }
 
@@ -79,9 +83,7 @@ body_limit_bytes = 2048
 [database]
 url = "{url}"
 max_connections = 4
-[orders]
-number_prefix = "EDX"
-first_number = 100001
+{orders}
 [[api.tokens]]
 name = "admin"
 sha256 = "{admin}"
@@ -94,6 +96,11 @@ role = "checkout"
 {extra_toml}
 "#,
             modules = support::shipped_modules(&lms.url()),
+            orders = if extra_toml.contains("[orders]") {
+                ""
+            } else {
+                "[orders]\nnumber_prefix = \"EDX\"\nfirst_number = 100001"
+            },
             products = fulfillment_tests::catalog::seat_and_donation(COURSE),
             admin = digest(ADMIN_TOKEN),
             checkout = digest(CHECKOUT_TOKEN),
@@ -101,7 +108,8 @@ role = "checkout"
         let settings = support::settings(&toml);
         let app = Application::build_with(&settings, support::engine()).await.expect("the app builds");
         let base = format!("http://{}/api/v1", app.local_addr().expect("bound"));
-        let payments = app.state().service.payments().clone();
+        let services = app.state().services.clone();
+        let payments = services.payments.clone();
         tokio::spawn(app.run_until(std::future::pending()));
         TestApp {
             base,
@@ -109,6 +117,7 @@ role = "checkout"
             http: reqwest::Client::new(),
             lms,
             payments,
+            services,
             _dir: dir,
         }
     }
@@ -158,6 +167,27 @@ role = "checkout"
     /// Brings the LMS back on its address.
     pub(crate) async fn lms_up(&mut self, address: std::net::SocketAddr) {
         self.lms = LmsStandIn::start_on(address, API_KEY).await.expect("LMS stand-in restarts");
+    }
+
+    /// Runs the jobs that are due now, here, until none is left.
+    pub(crate) async fn run_due_jobs(&self) {
+        while self.services.executor.run_one_due_job().await.expect("the queue answers") {}
+    }
+
+    /// Order `number` once its fulfillment job has settled (not queued, or
+    /// not running and not due), running due jobs meanwhile; fails after 20 s.
+    pub(crate) async fn settled_order(&self, number: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            self.run_due_jobs().await;
+            let (_, order) = self.get(&format!("/orders/{number}"), ADMIN_TOKEN).await;
+            let job = &order["fulfillment_job"];
+            if job["state"] != "queued" && job["running"] == false {
+                return order;
+            }
+            assert!(std::time::Instant::now() < deadline, "order {number} did not settle: {order}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     pub(crate) fn charges(&self) -> usize {

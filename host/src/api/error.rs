@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::orders::OrderError;
+use crate::services::OrderError;
 use crate::payments::PaymentError;
 
 /// An API error: its status code, a stable `code` and a message for people.
@@ -73,11 +73,11 @@ impl From<OrderError> for ApiError {
                 ApiError::new(StatusCode::BAD_GATEWAY, "payment_processor_error", reason)
             }
             OrderError::Payment(PaymentError::NotAllowed(reason)) => ApiError::invalid("payment", reason),
-            OrderError::PaidWithoutOrder { .. } => {
-                tracing::error!(%error, "payment collected without an order");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "paid_without_order", error.to_string())
+            OrderError::CheckoutPending { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "order_pending", error.to_string())
             }
-            OrderError::Dispatch(_) | OrderError::Storage(_) => {
+            OrderError::Busy(message) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message),
+            OrderError::Dispatch(_) | OrderError::Storage(_) | OrderError::Corrupt(_) | OrderError::Transition(_) => {
                 tracing::error!(error = %error, "request failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the host's log")
             }

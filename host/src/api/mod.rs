@@ -1,5 +1,5 @@
 //! The HTTP API under `/api/v1` (axum): thin handlers over
-//! [`OrderService`], one file per resource, one error shape, bearer-token
+//! [`Services`], one file per resource, one error shape, bearer-token
 //! auth, a body size limit and a request time-out.
 //!
 //! Start at [`router`]; `fulfillment-host serve` binds it.
@@ -26,13 +26,13 @@ pub use auth::{Caller, authenticate, token_digest};
 pub use error::ApiError;
 pub use openapi::ApiDoc;
 
-use crate::orders::OrderService;
+use crate::services::Services;
 use crate::settings::{ServerSettings, TokenSettings};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub service: OrderService,
+    pub services: Services,
     pub tokens: Arc<Vec<TokenSettings>>,
 }
 

@@ -79,7 +79,7 @@ impl ModuleView {
 #[utoipa::path(get, path = "/api/v1/modules", responses((status = 200, body = [ModuleView])), security(("bearer" = [])))]
 async fn list_modules(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ModuleView>>, ApiError> {
     caller.require_admin()?;
-    let runtime = state.service.runtime();
+    let runtime = state.services.runtime();
     let running = runtime.modules().iter().map(|module| ModuleView::running(module));
     let disabled = runtime.disabled().iter().map(ModuleView::disabled);
     Ok(Json(running.chain(disabled).collect()))

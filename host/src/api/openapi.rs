@@ -17,6 +17,7 @@ use super::AppState;
         super::orders::list_orders,
         super::orders::retry_fulfillment,
         super::refunds::create_refund,
+        super::refunds::get_refund,
         super::refunds::process_refund,
         super::products::list_products,
         super::products::upsert_product,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
 use crate::model::{NoteKind, OrderStatus};
-use crate::orders::{OrderService, PlaceOrder};
+use crate::services::{PlaceOrder, Placed, Services};
 use crate::storage::{OrderFilter, StoredOrder};
 
 pub fn router() -> Router<AppState> {
@@ -41,15 +41,19 @@ pub struct OrderView {
     pub lines: Vec<LineView>,
     pub notes: Vec<NoteView>,
     pub payment: Option<PaymentView>,
-    /// The order's fulfillment job (async mode only).
+    /// The order's fulfillment job.
     pub fulfillment_job: Option<JobView>,
 }
 
-/// Where an order's asynchronous fulfillment stands.
+/// Where an order's fulfillment stands.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {
-    /// queued, done, failed (nothing a retry could fix) or gave-up.
+    /// queued (or running, when `running`), done, failed (no automatic
+    /// retry is left: a configuration error, or any failure in sync mode)
+    /// or gave-up (out of retries).
     pub state: String,
+    /// Whether a host is working on it now.
+    pub running: bool,
     /// Attempts made so far.
     pub attempts: u32,
     /// When the next attempt is due (RFC 3339), while queued.
@@ -95,17 +99,18 @@ pub struct PaymentView {
 }
 
 /// Builds the API view of a stored order (with its payment).
-pub(super) async fn order_view(service: &OrderService, stored: &StoredOrder) -> Result<OrderView, ApiError> {
+pub(super) async fn order_view(services: &Services, stored: &StoredOrder) -> Result<OrderView, ApiError> {
     let order = &stored.order;
     let decimal = |minor_units: i64| crate::model::Money { minor_units, currency: order.currency }.to_decimal_string();
-    let payment = service.payment(stored).await?.map(|payment| PaymentView {
+    let payment = services.orders.payment(stored).await?.map(|payment| PaymentView {
         processor: payment.processor,
         reference: payment.reference,
         amount: decimal(payment.amount_minor),
         refunded: decimal(payment.refunded_minor),
     });
-    let fulfillment_job = service.fulfillment_job(&order.number).await?.map(|job| JobView {
+    let fulfillment_job = services.orders.fulfillment_job(stored).await?.map(|job| JobView {
         state: job.state.as_str().to_string(),
+        running: job.leased,
         attempts: job.attempts,
         next_attempt_at: (job.state == crate::storage::JobState::Queued).then(|| rfc3339_ms(job.run_at_ms)),
         worked_by: job.worked_by,
@@ -160,16 +165,22 @@ pub(super) async fn order_view(service: &OrderService, stored: &StoredOrder) -> 
     })
 }
 
-/// Places an order: payment first, then the order, then fulfillment (the
-/// answer carries the final statuses).
+/// Places an order: payment first, then the order, then fulfillment. In
+/// sync mode the answer carries the fulfilled order (201), or, when
+/// fulfillment outlasts `[fulfillment] sync_wait_ms`, 202 with the order as
+/// it stands and its URL in `Location` (fulfillment goes on and stores its
+/// outcome). In async mode: 201 with the order Open.
 #[utoipa::path(post, path = "/api/v1/orders", request_body = PlaceOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same order and one charge")),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 visible ASCII characters. The same key and body give the same order and one charge")),
     responses(
         (status = 201, description = "Placed", body = OrderView),
         (status = 200, description = "Replayed: an earlier request with this key made it", body = OrderView),
+        (status = 202, description = "Placed and paid; fulfillment still running (poll Location)", body = OrderView),
         (status = 402, description = "Payment declined: no order"),
-        (status = 409, description = "Key reused with another body"),
-        (status = 422, description = "Invalid basket, total or payment: nothing charged"),
+        (status = 409, description = "Key reused with another body, or still in progress"),
+        (status = 422, description = "Invalid basket, total, field or key: nothing charged"),
+        (status = 503, description = "Database busy before the charge (nothing charged), or paid and the order is being made from the checkout record (repeat with the same key)"),
     ),
     security(("bearer" = [])))]
 async fn place_order(
@@ -177,22 +188,40 @@ async fn place_order(
     _caller: Caller,
     headers: HeaderMap,
     ApiJson(input): ApiJson<PlaceOrder>,
-) -> Result<(StatusCode, Json<OrderView>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<OrderView>), ApiError> {
     let key = headers
         .get("idempotency-key")
         .map(|value| value.to_str().map(str::to_string))
         .transpose()
-        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
-    let placed = state.service.place_order(input, key.as_deref()).await?;
-    let status = if placed.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(order_view(&state.service, &placed.order).await?)))
+        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII characters only"))?;
+    let services = &state.services;
+    let (status, stored) = match services.checkout.place_order(input, key.as_deref()).await? {
+        Placed::Replayed(stored) => (StatusCode::OK, stored),
+        Placed::Created { order, job: None } => (StatusCode::CREATED, order),
+        Placed::Created { order, job: Some(job) } => {
+            let mut running = services.executor.start(job);
+            let finished = running.wait(services.sync_wait()).await;
+            let stored = services.orders.order(&order.order.number).await?;
+            (if finished { StatusCode::CREATED } else { StatusCode::ACCEPTED }, stored)
+        }
+    };
+    Ok((status, location(&stored.order.number), Json(order_view(services, &stored).await?)))
+}
+
+/// `Location: /api/v1/orders/{number}`.
+fn location(number: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&format!("/api/v1/orders/{}", urlencode(number))) {
+        headers.insert(header::LOCATION, value);
+    }
+    headers
 }
 
 #[utoipa::path(get, path = "/api/v1/orders/{number}", params(("number" = String, Path)),
     responses((status = 200, body = OrderView), (status = 404)), security(("bearer" = [])))]
 async fn get_order(State(state): State<AppState>, _caller: Caller, Path(number): Path<String>) -> Result<Json<OrderView>, ApiError> {
-    let stored = state.service.order(&number).await?;
-    Ok(Json(order_view(&state.service, &stored).await?))
+    let stored = state.services.orders.order(&number).await?;
+    Ok(Json(order_view(&state.services, &stored).await?))
 }
 
 /// Filters and page of `GET /orders`.
@@ -237,7 +266,7 @@ async fn list_orders(
         status: query.status.clone(),
         username: query.username.clone(),
     };
-    let found = state.service.list_orders(&filter, page, page_size).await?;
+    let found = state.services.orders.list_orders(&filter, page, page_size).await?;
     let link = |page: u64| {
         let mut url = format!("/api/v1/orders?page={page}&page_size={page_size}");
         for (name, value) in [("status", &query.status), ("username", &query.username)] {
@@ -249,7 +278,7 @@ async fn list_orders(
     };
     let mut results = Vec::with_capacity(found.orders.len());
     for stored in &found.orders {
-        results.push(order_view(&state.service, stored).await?);
+        results.push(order_view(&state.services, stored).await?);
     }
     Ok(Json(OrderList {
         count: found.count,
@@ -268,11 +297,14 @@ fn urlencode(text: &str) -> String {
         .collect()
 }
 
-/// Staff retry: fulfills the lines that are not Complete. 200 with the order
-/// when it is now Complete; 502 with the order when it still fails; 406 when
-/// it is not fulfillable.
+/// Staff retry: fulfills the lines that are not Complete, under the
+/// order's job lease, in a task the request cannot drop. 200 with the order
+/// when it is now Complete; 502 with the order when it still fails; 202
+/// when the retry outlasts `sync_wait_ms` (it goes on); 406 when the order
+/// is not fulfillable; 409 while a worker fulfills it.
 #[utoipa::path(put, path = "/api/v1/orders/{number}/fulfill", params(("number" = String, Path)),
-    responses((status = 200, body = OrderView), (status = 406), (status = 502, body = OrderView)),
+    responses((status = 200, body = OrderView), (status = 202, body = OrderView), (status = 406), (status = 409),
+        (status = 502, body = OrderView)),
     security(("bearer" = [])))]
 async fn retry_fulfillment(
     State(state): State<AppState>,
@@ -280,13 +312,17 @@ async fn retry_fulfillment(
     Path(number): Path<String>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     caller.require_admin()?;
-    let (stored, _report) = state.service.retry_fulfillment(&number).await?;
-    let status = if stored.order.status == OrderStatus::Complete {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_GATEWAY
+    let services = &state.services;
+    let (job, by) = services.fulfillment.lease_for_retry(&number).await?;
+    let mut running = services.executor.start_as(job, by);
+    let finished = running.wait(services.sync_wait()).await;
+    let stored = services.orders.order(&number).await?;
+    let status = match (finished, stored.order.status) {
+        (false, _) => StatusCode::ACCEPTED,
+        (true, OrderStatus::Complete) => StatusCode::OK,
+        (true, _) => StatusCode::BAD_GATEWAY,
     };
-    Ok((status, Json(order_view(&state.service, &stored).await?)))
+    Ok((status, Json(order_view(services, &stored).await?)))
 }
 
 /// Unix milliseconds as RFC 3339.

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
-use crate::orders::NewProduct;
+use crate::services::NewProduct;
 use crate::storage::CatalogProduct;
 
 pub fn router() -> Router<AppState> {
@@ -41,7 +41,7 @@ fn view(product: CatalogProduct) -> ProductView {
 
 #[utoipa::path(get, path = "/api/v1/products", responses((status = 200, body = [ProductView])), security(("bearer" = [])))]
 async fn list_products(State(state): State<AppState>, _caller: Caller) -> Result<Json<Vec<ProductView>>, ApiError> {
-    Ok(Json(state.service.products().await?.into_iter().map(view).collect()))
+    Ok(Json(state.services.catalog.products().await?.into_iter().map(view).collect()))
 }
 
 /// Creates a product or replaces the one with the same sku.
@@ -53,6 +53,6 @@ async fn upsert_product(
     ApiJson(input): ApiJson<NewProduct>,
 ) -> Result<(StatusCode, Json<ProductView>), ApiError> {
     caller.require_admin()?;
-    let product = state.service.upsert_product(input).await?;
+    let product = state.services.catalog.upsert_product(input).await?;
     Ok((StatusCode::CREATED, Json(view(product))))
 }

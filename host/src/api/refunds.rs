@@ -2,19 +2,20 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
-use crate::orders::RefundAction;
+use crate::services::{Processed, RefundAction};
 use crate::storage::RefundRecord;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/refunds", post(create_refund))
+        .route("/refunds/{id}", get(get_refund))
         .route("/refunds/{id}/process", put(process_refund))
 }
 
@@ -41,6 +42,10 @@ pub struct RefundView {
     pub status: String,
     pub total: String,
     pub currency: String,
+    /// none, intended (recorded; the processor is being asked), done, failed.
+    pub credit: String,
+    /// The processor's reference of the credit, once done.
+    pub credit_reference: Option<String>,
     pub lines: Vec<RefundLineView>,
 }
 
@@ -54,23 +59,25 @@ pub struct RefundLineView {
     pub reason: Option<String>,
 }
 
-fn view(order_number: &str, refund: &RefundRecord) -> RefundView {
+fn view(refund: &RefundRecord) -> RefundView {
     let decimal = |minor_units: i64| match refund.currency.parse() {
         Ok(currency) => crate::model::Money { minor_units, currency }.to_decimal_string(),
         Err(_) => minor_units.to_string(),
     };
     RefundView {
         id: refund.id,
-        order_number: order_number.to_string(),
-        status: refund.status.clone(),
+        order_number: refund.order_number.clone(),
+        status: refund.status.to_string(),
         total: decimal(refund.total_minor),
         currency: refund.currency.clone(),
+        credit: refund.credit.as_str().to_string(),
+        credit_reference: refund.credit_reference.clone(),
         lines: refund
             .lines
             .iter()
             .map(|line| RefundLineView {
                 line_id: line.line_id,
-                status: line.status.clone(),
+                status: line.status.to_string(),
                 amount: decimal(line.amount_minor),
                 reason: line.reason.clone(),
             })
@@ -86,19 +93,41 @@ async fn create_refund(
     ApiJson(input): ApiJson<NewRefund>,
 ) -> Result<(StatusCode, Json<RefundView>), ApiError> {
     caller.require_admin()?;
-    let refund = state.service.create_refund(&input.order_number, &input.line_ids).await?;
-    Ok((StatusCode::CREATED, Json(view(&input.order_number, &refund))))
+    let refund = state.services.refunds.create_refund(&input.order_number, &input.line_ids).await?;
+    Ok((StatusCode::CREATED, Json(view(&refund))))
 }
 
+#[utoipa::path(get, path = "/api/v1/refunds/{id}", params(("id" = i64, Path)),
+    responses((status = 200, body = RefundView), (status = 404)), security(("bearer" = [])))]
+async fn get_refund(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<RefundView>, ApiError> {
+    caller.require_admin()?;
+    Ok(Json(view(&state.services.refunds.refund(id).await?)))
+}
+
+/// Approves (`approve`: credit, then revoke; `approve_payment_only`: credit
+/// only) or denies a refund. The credit and revocations run as the refund's
+/// job, in a task the request cannot drop: 200 with the refund when they
+/// ended within `[fulfillment] sync_wait_ms`, 202 with the refund as it
+/// stands when not (or when another request is carrying them out).
+/// Repeating a decision already carried out answers 200 and changes nothing.
 #[utoipa::path(put, path = "/api/v1/refunds/{id}/process", params(("id" = i64, Path)), request_body = ProcessRefund,
-    responses((status = 200, body = RefundView), (status = 404), (status = 409)), security(("bearer" = [])))]
+    responses((status = 200, body = RefundView), (status = 202, body = RefundView), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
 async fn process_refund(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
     ApiJson(input): ApiJson<ProcessRefund>,
-) -> Result<Json<RefundView>, ApiError> {
+) -> Result<(StatusCode, Json<RefundView>), ApiError> {
     caller.require_admin()?;
-    let (number, refund) = state.service.process_refund(id, input.action).await?;
-    Ok(Json(view(&number, &refund)))
+    let services = &state.services;
+    let status = match services.refunds.process(id, input.action).await? {
+        Processed::Settled(_) => StatusCode::OK,
+        Processed::InProgress(_) => StatusCode::ACCEPTED,
+        Processed::Run(job) => {
+            let mut running = services.executor.start(job);
+            if running.wait(services.sync_wait()).await { StatusCode::OK } else { StatusCode::ACCEPTED }
+        }
+    };
+    Ok((status, Json(view(&services.refunds.refund(id).await?))))
 }

@@ -20,13 +20,13 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(url) = args.database {
         settings.database.url = url;
     }
-    let service = build_service(&settings, ModuleEngine::for_settings(&settings)?).await?;
+    let services = build_service(&settings, ModuleEngine::for_settings(&settings)?).await?;
     eprintln!(
         "fulfillment-host worker {}: running {} workers until SIGTERM",
-        service.host_id(),
+        services.queue().host_id(),
         settings.fulfillment.workers
     );
-    run_workers_until(service, super::shutdown::signal()).await;
+    run_workers_until(services, super::shutdown::signal()).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

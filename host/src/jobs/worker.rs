@@ -6,12 +6,11 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::orders::OrderService;
-use crate::storage::ClaimedJob;
+use crate::services::Services;
 
 /// The workers of this process. Stop them with [`Workers::shutdown`].
 pub struct Workers {
-    service: OrderService,
+    services: Services,
     stop: Arc<watch::Sender<bool>>,
     tasks: JoinSet<()>,
 }
@@ -28,17 +27,17 @@ impl StopClaiming {
 }
 
 impl Workers {
-    /// Starts `[fulfillment] workers` workers on `service`.
-    pub fn start(service: OrderService) -> Workers {
+    /// Starts `[fulfillment] workers` workers on `services`.
+    pub fn start(services: Services) -> Workers {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let count = service.fulfillment_settings().workers.get();
+        let count = services.settings.workers.get();
         for index in 0..count {
-            tasks.spawn(work(service.clone(), stopped.clone(), index));
+            tasks.spawn(work(services.clone(), stopped.clone(), index));
         }
-        tracing::info!(workers = count, host = service.host_id(), "fulfillment workers started");
+        tracing::info!(workers = count, host = services.queue().host_id(), "job workers started");
         Workers {
-            service,
+            services,
             stop: Arc::new(stop),
             tasks,
         }
@@ -54,7 +53,7 @@ impl Workers {
     /// this host still holds, so that another host takes those jobs at once.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        let grace = self.service.fulfillment_settings().shutdown_grace();
+        let grace = self.services.settings.shutdown_grace();
         let finished = tokio::time::timeout(grace, async {
             while self.tasks.join_next().await.is_some() {}
         })
@@ -63,7 +62,7 @@ impl Workers {
             tracing::warn!(grace_ms = grace.as_millis() as u64, "fulfillment attempts still running after the grace period: abandoning them");
             self.tasks.shutdown().await;
         }
-        match self.service.release_all_jobs().await {
+        match self.services.queue().release_all().await {
             Ok(0) => {}
             Ok(released) => tracing::info!(released, "released the leases of abandoned jobs"),
             Err(error) => tracing::error!(%error, "cannot release job leases; they run out by themselves"),
@@ -74,50 +73,33 @@ impl Workers {
 
 /// Runs the workers of `service` until `shutdown` resolves, then stops them
 /// gracefully: `fulfillment-host worker`.
-pub async fn run_workers_until(service: OrderService, shutdown: impl Future<Output = ()>) {
-    let workers = Workers::start(service);
+pub async fn run_workers_until(services: Services, shutdown: impl Future<Output = ()>) {
+    let workers = Workers::start(services);
     shutdown.await;
     workers.shutdown().await;
 }
 
-/// One worker: claim a due job, run it, repeat; wait for a queued order or
+/// One worker: claim a due job, run it, repeat; wait for a queued job or
 /// the next poll when there is nothing to do.
-async fn work(service: OrderService, mut stopped: watch::Receiver<bool>, index: u32) {
-    let poll = service.fulfillment_settings().poll();
+async fn work(services: Services, mut stopped: watch::Receiver<bool>, index: u32) {
+    let poll = services.settings.poll();
     while !*stopped.borrow() {
-        match service.claim_job().await {
-            Ok(Some(job)) => run_leased(&service, &job).await,
-            Ok(None) => {
+        match services.executor.run_one_due_job().await {
+            Ok(true) => {}
+            Ok(false) => {
                 tokio::select! {
-                    () = service.job_queued() => {}
+                    () = services.queue().woken() => {}
                     () = tokio::time::sleep(poll) => {}
                     _ = stopped.changed() => {}
                 }
             }
             Err(error) => {
-                tracing::error!(worker = index, %error, "cannot claim fulfillment jobs");
+                tracing::error!(worker = index, %error, "cannot claim jobs");
                 tokio::select! {
                     () = tokio::time::sleep(poll) => {}
                     _ = stopped.changed() => {}
                 }
             }
-        }
-    }
-}
-
-/// Runs one attempt of `job` while renewing its lease; if the lease is lost
-/// (this host stalled and another took the job), the attempt is abandoned.
-async fn run_leased(service: &OrderService, job: &ClaimedJob) {
-    match service.with_lease(job.id, &job.lease, service.run_job(job)).await {
-        Some(Ok(_)) => {}
-        // The lease is kept: the job is due again when it runs out, which
-        // spaces out the attempts of a job that keeps failing this way (a
-        // database outage, say); each counts against its retries.
-        Some(Err(error)) => {
-            tracing::error!(order = %job.order_number, %error, "fulfillment job attempt failed; it is due again when its lease runs out");
-        }
-        None => {
-            tracing::warn!(order = %job.order_number, "lost the lease of a fulfillment job; abandoning the attempt");
         }
     }
 }

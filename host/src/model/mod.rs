@@ -7,9 +7,11 @@
 mod document;
 mod money;
 mod order;
+mod refund;
 mod status;
 
 pub use document::{OrderDocument, OrderDocumentError};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{Line, LineId, Order, OrderNote, NoteKind, Product, User};
+pub use refund::{RefundLineStatus, RefundStatus};
 pub use status::{LineStatus, OrderStatus, TransitionError};

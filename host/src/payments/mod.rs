@@ -14,6 +14,12 @@
 //!
 //! Credits (refunds) on `test` always succeed, except for a charge made with
 //! `tok_success_refund_error`, whose credits fail with a processor error.
+//!
+//! Every charge and credit carries an idempotency key, as real processors
+//! take one: the same key gives the same receipt and moves money once. The
+//! host records its intent (the checkout, the refund's credit) before it
+//! calls the processor, and after a crash asks [`Payments::find_charge`]
+//! whether a charge of that key went through.
 
 use std::sync::{Arc, Mutex};
 
@@ -43,6 +49,8 @@ pub struct Receipt {
 /// One charge the `test` processor made (for tests to count).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
+    /// The caller's idempotency key.
+    pub key: String,
     pub reference: String,
     pub amount: Money,
     /// Negative for credits.
@@ -60,8 +68,12 @@ impl Payments {
         Payments::default()
     }
 
-    /// Charges `amount` through `processor` with `token`.
-    pub fn charge(&self, processor: &str, token: &str, amount: Money) -> Result<Receipt, PaymentError> {
+    /// Charges `amount` through `processor` with `token`, once per `key`:
+    /// a repeated key gives the first charge's receipt.
+    pub fn charge(&self, processor: &str, token: &str, amount: Money, key: &str) -> Result<Receipt, PaymentError> {
+        if amount.minor_units < 0 {
+            return Err(PaymentError::NotAllowed(format!("cannot charge a negative amount ({amount})")));
+        }
         match processor {
             "free" if amount.minor_units == 0 => Ok(Receipt {
                 reference: "free".to_string(),
@@ -83,8 +95,14 @@ impl Payments {
                     return Err(PaymentError::Declined(format!("unknown test token `{token}`")));
                 }
                 let mut ledger = self.lock();
+                if let Some(done) = ledger.iter().find(|entry| entry.key == key) {
+                    return Ok(Receipt {
+                        reference: done.reference.clone(),
+                    });
+                }
                 let reference = format!("test_ch_{}_{}", ledger.len() + 1, token);
                 ledger.push(LedgerEntry {
+                    key: key.to_string(),
                     reference: reference.clone(),
                     amount,
                     signed_minor_units: amount.minor_units,
@@ -97,8 +115,12 @@ impl Payments {
         }
     }
 
-    /// Credits `amount` back on the charge `charge_reference` of `processor`.
-    pub fn credit(&self, processor: &str, charge_reference: &str, amount: Money) -> Result<Receipt, PaymentError> {
+    /// Credits `amount` back on the charge `charge_reference` of
+    /// `processor`, once per `key`.
+    pub fn credit(&self, processor: &str, charge_reference: &str, amount: Money, key: &str) -> Result<Receipt, PaymentError> {
+        if amount.minor_units < 0 {
+            return Err(PaymentError::NotAllowed(format!("cannot credit a negative amount ({amount})")));
+        }
         match processor {
             "free" => Ok(Receipt {
                 reference: "free".to_string(),
@@ -108,14 +130,36 @@ impl Payments {
             }
             "test" => {
                 let mut ledger = self.lock();
+                if let Some(done) = ledger.iter().find(|entry| entry.key == key) {
+                    return Ok(Receipt {
+                        reference: done.reference.clone(),
+                    });
+                }
                 let reference = format!("test_re_{}", ledger.len() + 1);
                 ledger.push(LedgerEntry {
+                    key: key.to_string(),
                     reference: reference.clone(),
                     amount,
                     signed_minor_units: -amount.minor_units,
                 });
                 Ok(Receipt { reference })
             }
+            other => Err(PaymentError::NotAllowed(format!("unknown payment processor `{other}`"))),
+        }
+    }
+
+    /// The charge made with idempotency key `key`, if one went through.
+    /// `free` moves no money, so it never has one to find.
+    pub fn find_charge(&self, processor: &str, key: &str) -> Result<Option<Receipt>, PaymentError> {
+        match processor {
+            "free" => Ok(None),
+            "test" => Ok(self
+                .lock()
+                .iter()
+                .find(|entry| entry.key == key && entry.reference.starts_with("test_ch_"))
+                .map(|entry| Receipt {
+                    reference: entry.reference.clone(),
+                })),
             other => Err(PaymentError::NotAllowed(format!("unknown payment processor `{other}`"))),
         }
     }

@@ -10,12 +10,15 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FulfillmentMode {
-    /// In the request that places the order (the reference's default): the
-    /// answer carries the fulfilled order.
+    /// Started by the request that places the order, in this process (the
+    /// reference's default): the answer carries the fulfilled order, or
+    /// `202` with the order as it stands when fulfillment outlasts
+    /// `sync_wait_ms` (it goes on, and stores its outcome). A failed order
+    /// waits for a staff retry.
     #[default]
     Sync,
-    /// By a worker, from a durable job written with the order: the answer
-    /// is `201` with the order `Open`; failed lines are retried.
+    /// By a worker of any host: the answer is `201` with the order `Open`;
+    /// failed lines are retried by the retry policy.
     Async,
 }
 
@@ -46,6 +49,11 @@ pub struct FulfillmentSettings {
     /// On SIGTERM, how long the host lets jobs in progress finish before it
     /// abandons them (their claims are released for other hosts).
     pub shutdown_grace_ms: u64,
+    /// How long a request waits for the job it started (sync fulfillment,
+    /// a refund approval, a staff retry) before it answers `202` with where
+    /// things stand; the job runs on. Keep it under `[server]
+    /// request_timeout_ms`.
+    pub sync_wait_ms: u64,
 }
 
 impl Default for FulfillmentSettings {
@@ -60,6 +68,7 @@ impl Default for FulfillmentSettings {
             lease_ms: NonZeroU64::new(60_000).expect("nonzero"),
             poll_ms: NonZeroU64::new(500).expect("nonzero"),
             shutdown_grace_ms: 30_000,
+            sync_wait_ms: 25_000,
         }
     }
 }

@@ -81,6 +81,11 @@ pub struct OrderSettings {
     pub number_prefix: String,
     /// N of the first order.
     pub first_number: u64,
+    /// How long a checkout is left to the request that records it before
+    /// the host completes it from its record (makes the order if the
+    /// payment went through, abandons it if not): the request died, or its
+    /// database failed after the charge.
+    pub checkout_grace_ms: u64,
 }
 
 impl Default for OrderSettings {
@@ -88,6 +93,7 @@ impl Default for OrderSettings {
         OrderSettings {
             number_prefix: default_number_prefix(),
             first_number: default_first_number(),
+            checkout_grace_ms: 30_000,
         }
     }
 }

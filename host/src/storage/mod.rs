@@ -7,8 +7,8 @@
 //! table group, take a `&mut AnyConnection`, so the caller decides what runs
 //! in one transaction.
 
+mod checkouts;
 mod error;
-mod idempotency;
 mod jobs;
 mod orders;
 mod payments;
@@ -21,21 +21,25 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use error::StorageError;
-pub use idempotency::{
-    KeyClaim, claim_idempotency_key, mark_key_failed, release_idempotency_key, set_key_order,
+pub use checkouts::{
+    CheckoutRecord, CheckoutState, NewCheckout, checkout_by_key, hold_pending_checkout, insert_checkout, load_checkout,
+    mark_checkout_ordered, mark_checkout_unpaid,
 };
+pub use error::StorageError;
 pub use jobs::{
-    ClaimedJob, JobRecord, JobState, JobUpdate, claim_due_job, count_jobs, finish_job, insert_job, job_for_order,
-    lease_order_job, release_lease, release_leases_of, renew_lease,
+    ClaimedJob, JobKind, JobRecord, JobState, JobUpdate, NewJob, claim_due_job, complete_job_of, count_jobs, finish_job,
+    insert_job, job_of, lease_job, make_job_due_now, postpone_job, release_lease, release_leases_of, renew_lease, requeue_job,
 };
 pub use orders::{
-    OrderFilter, OrderPage, StoredOrder, insert_order, list_orders, load_order, next_order_number,
+    AttemptLog, OrderFilter, OrderPage, StoredOrder, hold_order, insert_order, list_orders, load_order, next_order_number,
     save_fulfillment, save_notes,
 };
-pub use payments::{PaymentRecord, insert_payment_event, insert_payment_source, payment_for_order};
-pub use products::{CatalogProduct, get_product, list_products, upsert_product};
-pub use refunds::{RefundLineRecord, RefundRecord, insert_refund, load_refund, update_refund};
+pub use payments::{PaymentRecord, insert_payment_event, insert_payment_source, payment_for_order, set_payment_reference};
+pub use products::{CatalogProduct, get_products, list_products, upsert_product};
+pub use refunds::{
+    CreditState, RefundLineRecord, RefundRecord, credits_taken, hold_refund, insert_refund, line_in_refund, load_refund,
+    update_refund,
+};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -45,6 +49,18 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    /// The database's clock in unix milliseconds, as an SQL expression:
+    /// leases and due times are compared on one clock, whichever host
+    /// writes them.
+    pub fn now_ms(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
 }
 
 /// A pool of connections to the orders database, migrated.
@@ -103,6 +119,17 @@ impl Database {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`, waiting up to the busy time-out): a
+    /// transaction that read first and then tried to write would fail at
+    /// once if another wrote meanwhile.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// Whether the database answers.

@@ -5,7 +5,6 @@ use sqlx::{AnyConnection, Row};
 
 use super::products::{from_json, to_json};
 use super::{StorageError, now_ms};
-use crate::dispatch::DispatchReport;
 use crate::model::{Currency, Line, LineStatus, Money, NoteKind, Order, OrderNote, OrderStatus, Product, User};
 
 /// An order as stored, with what only storage and the API need.
@@ -117,12 +116,34 @@ pub async fn save_notes(connection: &mut AnyConnection, stored: &mut StoredOrder
     Ok(())
 }
 
+/// One row of the attempt log: a line's attempt in one dispatch.
+#[derive(Debug, Clone)]
+pub struct AttemptLog {
+    pub line_id: u64,
+    pub module: Option<String>,
+    /// The line's status after the attempt.
+    pub outcome: &'static str,
+    pub message: Option<String>,
+    pub elapsed_ms: i64,
+}
+
+/// Takes order `id` for the caller's transaction (a row lock on
+/// PostgreSQL, the write lock on SQLite): changes to one order's refunds
+/// run one at a time, from any host. False when there is no such order.
+pub async fn hold_order(connection: &mut AnyConnection, id: i64) -> Result<bool, StorageError> {
+    let held = sqlx::query("UPDATE orders SET status = status WHERE id = $1")
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
+    Ok(held.rows_affected() == 1)
+}
+
 /// Stores what a dispatch changed: the order and line statuses, owners and
 /// attributes, the new notes, and one attempt-log row per line attempt.
 pub async fn save_fulfillment(
     connection: &mut AnyConnection,
     stored: &mut StoredOrder,
-    report: &DispatchReport,
+    attempts: &[AttemptLog],
 ) -> Result<(), StorageError> {
     let order = &stored.order;
     sqlx::query("UPDATE orders SET status = $1 WHERE id = $2")
@@ -142,7 +163,7 @@ pub async fn save_fulfillment(
     }
     insert_notes(connection, stored.id, &order.notes[stored.stored_notes.min(order.notes.len())..]).await?;
     stored.stored_notes = order.notes.len();
-    for attempt in &report.attempts {
+    for attempt in attempts {
         sqlx::query(
             "INSERT INTO fulfillment_attempts (order_id, line_id, module, outcome, message, elapsed_ms, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -150,9 +171,9 @@ pub async fn save_fulfillment(
         .bind(stored.id)
         .bind(attempt.line_id as i64)
         .bind(attempt.module.as_deref())
-        .bind(attempt.status.as_str())
+        .bind(attempt.outcome)
         .bind(attempt.message.as_deref())
-        .bind(attempt.elapsed.as_millis() as i64)
+        .bind(attempt.elapsed_ms)
         .bind(now_ms())
         .execute(&mut *connection)
         .await?;

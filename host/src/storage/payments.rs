@@ -28,6 +28,16 @@ pub async fn insert_payment_source(
     Ok(row.try_get("id")?)
 }
 
+/// Records the processor's reference of source `id`'s charge.
+pub async fn set_payment_reference(connection: &mut AnyConnection, id: i64, reference: &str) -> Result<(), StorageError> {
+    sqlx::query("UPDATE payment_sources SET reference = $1 WHERE id = $2")
+        .bind(reference)
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
 /// Appends a payment event (`Paid`, `Refunded`) to a source.
 pub async fn insert_payment_event(
     connection: &mut AnyConnection,

@@ -36,14 +36,22 @@ pub async fn upsert_product(connection: &mut AnyConnection, product: &CatalogPro
     Ok(())
 }
 
-pub async fn get_product(connection: &mut AnyConnection, sku: &str) -> Result<Option<CatalogProduct>, StorageError> {
-    let row = sqlx::query(
-        "SELECT sku, product_type, title, price_minor, currency, attributes FROM products WHERE sku = $1",
-    )
-    .bind(sku)
-    .fetch_optional(&mut *connection)
-    .await?;
-    row.map(|row| product_from_row(&row)).transpose()
+/// The products of `skus` that exist (one query, whatever the count).
+pub async fn get_products(connection: &mut AnyConnection, skus: &[&str]) -> Result<Vec<CatalogProduct>, StorageError> {
+    if skus.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=skus.len()).map(|index| format!("${index}")).collect();
+    let query = format!(
+        "SELECT sku, product_type, title, price_minor, currency, attributes FROM products WHERE sku IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&query);
+    for sku in skus {
+        query = query.bind(*sku);
+    }
+    let rows = query.fetch_all(&mut *connection).await?;
+    rows.iter().map(product_from_row).collect()
 }
 
 /// Every product, by sku.

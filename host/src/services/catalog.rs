@@ -1,8 +1,8 @@
 //! The catalog: products that baskets refer to by sku.
 
-use super::{OrderError, OrderService};
+use super::OrderError;
 use crate::model::{Currency, Money};
-use crate::storage::{self, CatalogProduct};
+use crate::storage::{self, CatalogProduct, Database};
 
 /// A product to create or replace, as given (price as a decimal string):
 /// the same shape as a `[[products]]` entry of the settings.
@@ -10,11 +10,17 @@ pub use crate::settings::ProductSettings as NewProduct;
 
 impl NewProduct {
     fn validate(self) -> Result<CatalogProduct, OrderError> {
+        super::validate::text("sku", &self.sku, super::validate::MAX_NAME_CHARS)?;
         if self.sku.trim().is_empty() {
             return Err(OrderError::invalid("sku", "must not be empty"));
         }
+        super::validate::text("product_type", &self.product_type, super::validate::MAX_NAME_CHARS)?;
         if self.product_type.trim().is_empty() {
             return Err(OrderError::invalid("product_type", "must not be empty"));
+        }
+        super::validate::text("title", &self.title, 255)?;
+        for (key, value) in &self.attributes {
+            super::validate::text(&format!("attributes.{key}"), value, 1_024)?;
         }
         let currency: Currency = self
             .currency
@@ -34,7 +40,17 @@ impl NewProduct {
     }
 }
 
-impl OrderService {
+/// Reads and writes the catalog.
+#[derive(Clone)]
+pub struct CatalogService {
+    db: Database,
+}
+
+impl CatalogService {
+    pub fn new(db: Database) -> CatalogService {
+        CatalogService { db }
+    }
+
     /// Creates or replaces a product.
     pub async fn upsert_product(&self, product: NewProduct) -> Result<CatalogProduct, OrderError> {
         let product = product.validate()?;

@@ -1,5 +1,5 @@
 use crate::dispatch::DispatchError;
-use crate::model::OrderStatus;
+use crate::model::{OrderStatus, TransitionError};
 use crate::payments::PaymentError;
 use crate::storage::StorageError;
 
@@ -17,20 +17,27 @@ pub enum OrderError {
     NotFulfillable { number: String, status: OrderStatus },
     /// The request conflicts with an earlier one (idempotency key reused with
     /// another body, a line already being refunded, a refund not in a state
-    /// to process).
+    /// to process, work another host holds).
     #[error("{0}")]
     Conflict(String),
     /// The processor declined or failed: nothing was charged, no order made.
     #[error(transparent)]
     Payment(#[from] PaymentError),
-    /// Payment was taken but the order could not be stored: the payment is
-    /// recorded (payment source `payment_source_id`) for staff to resolve.
-    #[error("payment {reference} was collected and recorded as payment source {payment_source_id}, but the order could not be created: {cause}")]
-    PaidWithoutOrder {
-        reference: String,
-        payment_source_id: i64,
-        cause: StorageError,
-    },
+    /// The checkout is recorded, and its payment may have gone through, but
+    /// its order is not made yet: the checkout's job makes it from the
+    /// record (without charging again). The client repeats the request with
+    /// the same idempotency key to get the order.
+    #[error("{message}")]
+    CheckoutPending { checkout_id: i64, message: String },
+    /// The database could not take the work before anything happened
+    /// (nothing was charged); try again.
+    #[error("{0}")]
+    Busy(String),
+    /// A stored record does not read back.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
     #[error(transparent)]

@@ -1,0 +1,574 @@
+//! Checkout: validate, record the intent, charge, make the order.
+//!
+//! The reference's rule is payment first, then the order; ours adds that a
+//! payment always becomes an order:
+//!
+//! 1. Validate everything (bounds, catalog, total) before anything is
+//!    stored: a 422 names the field; nothing is charged.
+//! 2. One transaction records the checkout (the validated request, the
+//!    amount, the idempotency key), its payment source (`pending`) and a
+//!    `checkout` job due after `[orders] checkout_grace_ms`.
+//! 3. A second transaction takes the checkout (row lock, or SQLite's write
+//!    lock) *before* the processor is called, so that a busy database
+//!    refuses the checkout instead of stranding a payment; charges with the
+//!    checkout's idempotency key; and, still in it, records the charge and
+//!    creates the order, its lines and its `fulfill` job.
+//! 4. If that transaction fails after the charge (or the process dies), the
+//!    `checkout` job completes the checkout from its record: it asks the
+//!    processor whether the charge went through, and makes the order
+//!    without charging again, or abandons a checkout that moved no money.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::Digest;
+use sqlx::AnyConnection;
+
+use super::{OrderError, validate};
+use crate::model::{Currency, Line, LineStatus, Money, Order, OrderStatus, Product, User};
+use crate::payments::{PaymentError, Payments, Receipt};
+use crate::queue::JobQueue;
+use crate::settings::{FulfillmentMode, OrderSettings};
+use crate::storage::{self, CheckoutRecord, CheckoutState, ClaimedJob, Database, JobKind, JobState, JobUpdate, StoredOrder};
+
+/// How long a request waits for a concurrent request with the same
+/// idempotency key to finish before answering 409.
+const CONCURRENT_KEY_WAIT: Duration = Duration::from_secs(10);
+const CONCURRENT_KEY_POLL: Duration = Duration::from_millis(25);
+
+/// A checkout, as the storefront sends it. docs/api.md gives every bound.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    pub user: User,
+    /// 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
+    pub basket: Vec<BasketLine>,
+    /// Default "no-shipping-required".
+    #[serde(default)]
+    #[schema(max_length = 128, pattern = r"^[^\x00-\x1F\x7F]*$")]
+    pub shipping_method: Option<String>,
+    /// Decimal string, not negative; default 0.
+    #[serde(default)]
+    #[schema(max_length = 24, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub shipping_charge: Option<String>,
+    /// A JSON object of at most 4,096 bytes, stored as given.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub billing_address: Value,
+    /// The total the storefront showed: must equal lines + shipping.
+    #[schema(max_length = 24, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub total: String,
+    /// ISO 4217; every product must be priced in it.
+    #[schema(min_length = 3, max_length = 3, pattern = "^[A-Z]{3}$")]
+    pub currency: String,
+    pub payment: PaymentInput,
+    #[serde(default)]
+    pub email_opt_in: bool,
+}
+
+/// A basket line: a sku and how many.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasketLine {
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F]*$")]
+    pub sku: String,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub quantity: u32,
+}
+
+/// How to pay: a processor (`test`, `free`) and its token.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentInput {
+    #[schema(max_length = 128, pattern = r"^[^\x00-\x1F\x7F]*$")]
+    pub processor: String,
+    #[serde(default)]
+    #[schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F]*$")]
+    pub token: String,
+}
+
+/// What placing an order gave.
+#[derive(Debug)]
+pub enum Placed {
+    /// A new order, and (in sync mode) its fulfillment job, leased to this
+    /// host, for the executor to run now.
+    Created { order: StoredOrder, job: Option<ClaimedJob> },
+    /// An earlier request with the same idempotency key made this order.
+    Replayed(StoredOrder),
+}
+
+/// The order to create, validated against the catalog.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Priced {
+    lines: Vec<PricedLine>,
+    shipping_minor: i64,
+    total_minor: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct PricedLine {
+    sku: String,
+    product_type: String,
+    title: String,
+    attributes: BTreeMap<String, String>,
+    quantity: u32,
+    unit_price_minor: i64,
+}
+
+/// What a checkout record keeps of the request: everything the order
+/// needs, priced; never the payment token.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct CheckoutIntent {
+    user: User,
+    shipping_method: String,
+    billing_address: Value,
+    email_opt_in: bool,
+    currency: String,
+    priced: Priced,
+}
+
+/// Places orders and completes checkouts whose request did not.
+#[derive(Clone)]
+pub struct CheckoutService {
+    db: Database,
+    payments: Payments,
+    queue: JobQueue,
+    settings: OrderSettings,
+    mode: FulfillmentMode,
+}
+
+impl CheckoutService {
+    pub fn new(db: Database, payments: Payments, queue: JobQueue, settings: OrderSettings, mode: FulfillmentMode) -> CheckoutService {
+        CheckoutService {
+            db,
+            payments,
+            queue,
+            settings,
+            mode,
+        }
+    }
+
+    /// Places an order (see the module's documentation). With an
+    /// idempotency key, the same key and body give the same order and one
+    /// charge (a concurrent duplicate waits for the first); the same key
+    /// with another body is a conflict.
+    pub async fn place_order(&self, input: PlaceOrder, idempotency_key: Option<&str>) -> Result<Placed, OrderError> {
+        validate::checkout(&input)?;
+        if let Some(key) = idempotency_key {
+            validate::idempotency_key(key)?;
+        }
+        let currency: Currency = input
+            .currency
+            .parse()
+            .map_err(|error: crate::model::MoneyError| OrderError::invalid("currency", error.to_string()))?;
+        let priced = self.price(&input, currency).await?;
+        let request_hash = hex::encode(sha2::Sha256::digest(serde_json::to_vec(&input).unwrap_or_default()));
+        let intent = CheckoutIntent {
+            user: input.user,
+            shipping_method: input.shipping_method.unwrap_or_else(|| "no-shipping-required".to_string()),
+            billing_address: input.billing_address,
+            email_opt_in: input.email_opt_in,
+            currency: currency.code().to_string(),
+            priced,
+        };
+        let total = Money {
+            minor_units: intent.priced.total_minor,
+            currency,
+        };
+        let processor = input.payment.processor;
+        let checkout_id = loop {
+            match self.record(&intent, &request_hash, &processor, total, idempotency_key).await? {
+                Recorded::New(id) => break id,
+                Recorded::Existing(existing) => {
+                    if let Some(order) = self.replay(existing, &request_hash).await? {
+                        return Ok(Placed::Replayed(order));
+                    }
+                    // The earlier checkout of this key moved no money and
+                    // gave its key back: record ours.
+                }
+            }
+        };
+        self.charge_and_create(checkout_id, &intent, &processor, &input.payment.token, total).await
+    }
+
+    /// Checks the basket against the catalog and the client's total.
+    async fn price(&self, input: &PlaceOrder, currency: Currency) -> Result<Priced, OrderError> {
+        let skus: Vec<&str> = input.basket.iter().map(|item| item.sku.as_str()).collect();
+        let products: HashMap<String, storage::CatalogProduct> = {
+            let mut connection = self.db.pool().acquire().await?;
+            storage::get_products(&mut connection, &skus)
+                .await?
+                .into_iter()
+                .map(|product| (product.sku.clone(), product))
+                .collect()
+        };
+        let mut lines = Vec::with_capacity(input.basket.len());
+        let mut subtotal = Money::zero(currency);
+        for (index, item) in input.basket.iter().enumerate() {
+            let field = |name: &str| format!("basket[{index}].{name}");
+            let product = products
+                .get(&item.sku)
+                .ok_or_else(|| OrderError::invalid(field("sku"), format!("unknown sku `{}`", item.sku)))?;
+            if product.price.currency != currency {
+                return Err(OrderError::invalid(
+                    field("sku"),
+                    format!("{} is priced in {}, the order is in {currency}", item.sku, product.price.currency),
+                ));
+            }
+            subtotal = product
+                .price
+                .checked_mul(item.quantity)
+                .and_then(|amount| subtotal.checked_add(amount))
+                .map_err(|error| OrderError::invalid(field("quantity"), error.to_string()))?;
+            lines.push(PricedLine {
+                sku: product.sku.clone(),
+                product_type: product.product_type.clone(),
+                title: product.title.clone(),
+                attributes: product.attributes.clone(),
+                quantity: item.quantity,
+                unit_price_minor: product.price.minor_units,
+            });
+        }
+        let shipping = match &input.shipping_charge {
+            Some(amount) => Money::parse(amount, currency)
+                .map_err(|error| OrderError::invalid("shipping_charge", error.to_string()))?,
+            None => Money::zero(currency),
+        };
+        if shipping.minor_units < 0 {
+            return Err(OrderError::invalid("shipping_charge", "must not be negative"));
+        }
+        let total = subtotal
+            .checked_add(shipping)
+            .map_err(|error| OrderError::invalid("shipping_charge", error.to_string()))?;
+        let claimed = Money::parse(&input.total, currency).map_err(|error| OrderError::invalid("total", error.to_string()))?;
+        if claimed.minor_units < 0 {
+            return Err(OrderError::invalid("total", "must not be negative"));
+        }
+        if claimed != total {
+            return Err(OrderError::invalid(
+                "total",
+                format!(
+                    "is {} but the basket and shipping add up to {}",
+                    claimed.to_decimal_string(),
+                    total.to_decimal_string()
+                ),
+            ));
+        }
+        Ok(Priced {
+            lines,
+            shipping_minor: shipping.minor_units,
+            total_minor: total.minor_units,
+        })
+    }
+
+    /// Step 2: records the checkout, its payment source and its recovery
+    /// job, or finds the checkout that holds the key.
+    async fn record(
+        &self,
+        intent: &CheckoutIntent,
+        request_hash: &str,
+        processor: &str,
+        total: Money,
+        idempotency_key: Option<&str>,
+    ) -> Result<Recorded, OrderError> {
+        let request = serde_json::to_string(intent).map_err(|error| OrderError::invalid("body", error.to_string()))?;
+        let mut transaction = self.db.begin_write().await?;
+        if let Some(key) = idempotency_key
+            && let Some(existing) = storage::checkout_by_key(&mut transaction, key).await?
+        {
+            return Ok(Recorded::Existing(existing));
+        }
+        let source_id = storage::insert_payment_source(&mut transaction, processor, "pending", total, idempotency_key).await?;
+        let checkout = storage::NewCheckout {
+            idempotency_key,
+            request_hash,
+            request: &request,
+            processor,
+            amount_minor: total.minor_units,
+            currency: total.currency.code(),
+            payment_source_id: source_id,
+        };
+        let id = match storage::insert_checkout(&mut transaction, &checkout).await {
+            Ok(id) => id,
+            // A concurrent request took the key first: replay it.
+            Err(error) if error.is_unique_violation() => {
+                drop(transaction);
+                let key = idempotency_key.unwrap_or_default();
+                let mut connection = self.db.pool().acquire().await?;
+                return match storage::checkout_by_key(&mut connection, key).await? {
+                    Some(existing) => Ok(Recorded::Existing(existing)),
+                    None => Err(OrderError::Conflict(format!("Idempotency-Key `{key}` was released meanwhile; send it again"))),
+                };
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let grace = Duration::from_millis(self.settings.checkout_grace_ms);
+        self.queue.enqueue(&mut transaction, JobKind::Checkout, id, None, grace).await?;
+        transaction.commit().await?;
+        Ok(Recorded::New(id))
+    }
+
+    /// The order an earlier checkout with the same key made, waiting for
+    /// one in progress; None when that checkout moved no money and gave the
+    /// key back.
+    async fn replay(&self, mut existing: CheckoutRecord, request_hash: &str) -> Result<Option<StoredOrder>, OrderError> {
+        let key = existing.idempotency_key.clone().unwrap_or_default();
+        if existing.request_hash != request_hash {
+            return Err(OrderError::Conflict(format!("Idempotency-Key `{key}` was used for a different request")));
+        }
+        let started = tokio::time::Instant::now();
+        loop {
+            match existing.state {
+                CheckoutState::Ordered => {
+                    let number = existing.order_number.unwrap_or_default();
+                    let mut connection = self.db.pool().acquire().await?;
+                    return storage::load_order(&mut connection, &number)
+                        .await?
+                        .map(Some)
+                        .ok_or_else(|| OrderError::NotFound(format!("order {number}")));
+                }
+                CheckoutState::Declined | CheckoutState::Abandoned => return Ok(None),
+                CheckoutState::Pending if started.elapsed() > CONCURRENT_KEY_WAIT => {
+                    return Err(OrderError::CheckoutPending {
+                        checkout_id: existing.id,
+                        message: format!(
+                            "a request with Idempotency-Key `{key}` is still being processed; its order is made from \
+                             the checkout record if its payment went through: send the request again later"
+                        ),
+                    });
+                }
+                CheckoutState::Pending => {
+                    tokio::time::sleep(CONCURRENT_KEY_POLL).await;
+                    let mut connection = self.db.pool().acquire().await?;
+                    existing = storage::load_checkout(&mut connection, existing.id)
+                        .await?
+                        .ok_or_else(|| OrderError::NotFound(format!("checkout {}", existing.id)))?;
+                }
+            }
+        }
+    }
+
+    /// Step 3: takes the checkout, charges, and makes the order, in one
+    /// transaction.
+    async fn charge_and_create(
+        &self,
+        checkout_id: i64,
+        intent: &CheckoutIntent,
+        processor: &str,
+        token: &str,
+        total: Money,
+    ) -> Result<Placed, OrderError> {
+        // What the order insert needs is taken before any money moves: a
+        // connection, and the checkout's lock (SQLite's write lock).
+        let mut transaction = self.db.begin_write().await.map_err(nothing_charged)?;
+        if !storage::hold_pending_checkout(&mut transaction, checkout_id).await.map_err(nothing_charged)? {
+            return Err(OrderError::Conflict(format!(
+                "checkout {checkout_id} was completed or abandoned by the host's recovery meanwhile; nothing was charged by this request"
+            )));
+        }
+        let checkout = storage::load_checkout(&mut transaction, checkout_id)
+            .await
+            .map_err(nothing_charged)?
+            .ok_or_else(|| OrderError::NotFound(format!("checkout {checkout_id}")))?;
+        let receipt = match self.payments.charge(processor, token, total, &charge_key(checkout_id)) {
+            Ok(receipt) => receipt,
+            Err(error) => {
+                let event = match &error {
+                    PaymentError::Declined(_) => "Declined",
+                    _ => "Error",
+                };
+                storage::insert_payment_event(&mut transaction, checkout.payment_source_id, event, 0, &error.to_string()).await?;
+                storage::mark_checkout_unpaid(&mut transaction, checkout_id, CheckoutState::Declined, &error.to_string()).await?;
+                self.queue.complete(&mut transaction, JobKind::Checkout, checkout_id).await?;
+                transaction.commit().await?;
+                return Err(error.into());
+            }
+        };
+        let run_here = self.mode == FulfillmentMode::Sync;
+        let created = match self.create_order(&mut transaction, &checkout, intent, &receipt, run_here).await {
+            // The checkout's job has nothing left to do.
+            Ok(created) => self.queue.complete(&mut transaction, JobKind::Checkout, checkout_id).await.map(|()| created),
+            Err(error) => Err(error),
+        };
+        let committed = match created {
+            Ok(created) => transaction.commit().await.map(|()| created).map_err(storage::StorageError::from),
+            Err(error) => {
+                // Let go of the checkout (and SQLite's write lock) at once.
+                if let Err(rollback) = transaction.rollback().await {
+                    tracing::warn!(checkout = checkout_id, %rollback, "cannot roll back a failed checkout");
+                }
+                Err(error)
+            }
+        };
+        match committed {
+            Ok((order, job)) => {
+                tracing::info!(order = %order.order.number, total = %order.order.total, "order placed");
+                if job.is_none() {
+                    self.queue.wake();
+                }
+                Ok(Placed::Created { order, job })
+            }
+            Err(error) => {
+                tracing::error!(checkout = checkout_id, reference = %receipt.reference, %error,
+                    "payment taken but the order could not be stored; the checkout job completes it");
+                // If the database takes it, the checkout's job is due now
+                // rather than after the grace.
+                if let Err(error) = self.queue.make_due_now(JobKind::Checkout, checkout_id).await {
+                    tracing::warn!(checkout = checkout_id, %error, "cannot bring the checkout's job forward");
+                }
+                self.queue.wake();
+                Err(OrderError::CheckoutPending {
+                    checkout_id,
+                    message: format!(
+                        "payment {} was taken, but the order could not be stored yet ({error}); it is made from \
+                         checkout {checkout_id}'s record shortly: send the request again with the same \
+                         Idempotency-Key to get it",
+                        receipt.reference
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Records the charge, creates the order, its lines and its fulfillment
+    /// job, and marks the checkout ordered, all in `transaction`, which
+    /// holds the checkout. With `run_here`, the job is leased to this host
+    /// for the executor to run at once (sync mode).
+    async fn create_order(
+        &self,
+        transaction: &mut AnyConnection,
+        checkout: &CheckoutRecord,
+        intent: &CheckoutIntent,
+        receipt: &Receipt,
+        run_here: bool,
+    ) -> Result<(StoredOrder, Option<ClaimedJob>), storage::StorageError> {
+        let currency: Currency = intent.currency.parse().map_err(|error: crate::model::MoneyError| {
+            storage::StorageError::Corrupt {
+                table: "checkouts",
+                message: error.to_string(),
+            }
+        })?;
+        let money = |minor_units: i64| Money { minor_units, currency };
+        storage::set_payment_reference(transaction, checkout.payment_source_id, &receipt.reference).await?;
+        storage::insert_payment_event(transaction, checkout.payment_source_id, "Paid", checkout.amount_minor, &receipt.reference)
+            .await?;
+        let number = storage::next_order_number(transaction, &self.settings.number_prefix, self.settings.first_number).await?;
+        let now = time::OffsetDateTime::now_utc();
+        let lines = intent
+            .priced
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(index, line)| Line {
+                id: index as u64 + 1,
+                product: Product {
+                    sku: line.sku.clone(),
+                    product_type: line.product_type.clone(),
+                    title: line.title.clone(),
+                    attributes: line.attributes.clone(),
+                },
+                quantity: line.quantity,
+                unit_price: money(line.unit_price_minor),
+                status: LineStatus::Open,
+                fulfilled_by: None,
+                attributes: BTreeMap::new(),
+            })
+            .collect();
+        let mut stored = StoredOrder {
+            id: 0,
+            order: Order {
+                number,
+                user: intent.user.clone(),
+                date_placed: now.replace_nanosecond(0).unwrap_or(now),
+                currency,
+                total: money(intent.priced.total_minor),
+                email_opt_in: intent.email_opt_in,
+                basket_attributes: BTreeMap::new(),
+                status: OrderStatus::Open,
+                lines,
+                notes: Vec::new(),
+            },
+            shipping_method: intent.shipping_method.clone(),
+            shipping_charge: money(intent.priced.shipping_minor),
+            billing_address: intent.billing_address.clone(),
+            payment_source_id: Some(checkout.payment_source_id),
+            stored_notes: 0,
+        };
+        stored.id = storage::insert_order(transaction, &stored).await?;
+        let number = stored.order.number.as_str();
+        let job = if run_here {
+            Some(self.queue.enqueue_leased(transaction, JobKind::Fulfill, stored.id, Some(number)).await?)
+        } else {
+            self.queue.enqueue(transaction, JobKind::Fulfill, stored.id, Some(number), Duration::ZERO).await?;
+            None
+        };
+        storage::mark_checkout_ordered(transaction, checkout.id, number).await?;
+        Ok((stored, job))
+    }
+
+    /// Runs the `checkout` job of a checkout whose request did not finish:
+    /// makes its order if the processor charged it (without charging
+    /// again), abandons it if not. Stores the outcome and the job's end in
+    /// one transaction.
+    pub async fn complete(&self, job: &ClaimedJob) -> Result<(), OrderError> {
+        let mut transaction = self.db.begin_write().await?;
+        let done = JobUpdate {
+            state: JobState::Done,
+            attempts: job.attempts,
+            retry_in_ms: 0,
+            last_error: None,
+        };
+        if !storage::hold_pending_checkout(&mut transaction, job.subject_id).await? {
+            // Its request made the order (or gave up) after all.
+            self.queue.finish(&mut transaction, job, &done).await?;
+            transaction.commit().await?;
+            return Ok(());
+        }
+        let checkout = storage::load_checkout(&mut transaction, job.subject_id)
+            .await?
+            .ok_or_else(|| OrderError::NotFound(format!("checkout {}", job.subject_id)))?;
+        let found = self
+            .payments
+            .find_charge(&checkout.processor, &charge_key(checkout.id))
+            .map_err(OrderError::Payment)?;
+        match found {
+            Some(receipt) => {
+                let intent: CheckoutIntent = serde_json::from_str(&checkout.request)
+                    .map_err(|error| OrderError::Corrupt(format!("checkout {}'s request: {error}", checkout.id)))?;
+                let (order, _) = self.create_order(&mut transaction, &checkout, &intent, &receipt, false).await?;
+                tracing::warn!(checkout = checkout.id, order = %order.order.number, reference = %receipt.reference,
+                    "completed a paid checkout whose request did not finish");
+            }
+            None => {
+                let why = "the request ended before its payment went through; nothing was charged";
+                storage::mark_checkout_unpaid(&mut transaction, checkout.id, CheckoutState::Abandoned, why).await?;
+                storage::insert_payment_event(&mut transaction, checkout.payment_source_id, "Abandoned", 0, why).await?;
+                tracing::info!(checkout = checkout.id, "abandoned a checkout that moved no money");
+            }
+        }
+        if !self.queue.finish(&mut transaction, job, &done).await? {
+            transaction.rollback().await?;
+            return Err(OrderError::Conflict(format!("lost the lease of checkout {}'s job", checkout.id)));
+        }
+        transaction.commit().await?;
+        self.queue.wake();
+        Ok(())
+    }
+}
+
+/// The processor's idempotency key of checkout `id`'s charge.
+fn charge_key(id: i64) -> String {
+    format!("checkout-{id}")
+}
+
+enum Recorded {
+    New(i64),
+    Existing(CheckoutRecord),
+}
+
+/// A failure before the processor was called.
+fn nothing_charged(error: impl Into<storage::StorageError>) -> OrderError {
+    OrderError::Busy(format!("the database could not take the checkout; nothing was charged: {}", error.into()))
+}

@@ -1,0 +1,116 @@
+//! [`Executor`]: runs the jobs of the queue, whatever their kind, always in
+//! a task of their own that no HTTP request can drop.
+//!
+//! A worker hands it a job it claimed ([`Executor::run_one_due_job`]); a
+//! request that queued a job leased to this host (sync mode, a refund
+//! approval, a staff retry) hands it over with [`Executor::start`] and waits
+//! for it up to `[fulfillment] sync_wait_ms`. Either way the job runs to its
+//! end and stores its outcome, renewing its lease meanwhile; if this host
+//! dies, the lease runs out and any host's worker runs the job again.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::checkout::CheckoutService;
+use super::fulfillment::{AttemptBy, FulfillmentService};
+use super::refunds::RefundService;
+use super::OrderError;
+use super::retry_policy::RetryPolicy;
+use crate::queue::JobQueue;
+use crate::storage::{ClaimedJob, JobKind};
+
+/// A job started by [`Executor::start`].
+#[derive(Debug)]
+pub struct Running(JoinHandle<()>);
+
+impl Running {
+    /// Waits up to `bound` for the job to end: true when it did (its
+    /// outcome is stored, or it failed and is due again), false when it is
+    /// still running (it goes on; the caller answers without it).
+    pub async fn wait(&mut self, bound: Duration) -> bool {
+        tokio::time::timeout(bound, &mut self.0).await.is_ok()
+    }
+}
+
+/// Runs jobs by kind.
+#[derive(Clone)]
+pub struct Executor {
+    queue: JobQueue,
+    checkout: CheckoutService,
+    fulfillment: FulfillmentService,
+    refunds: RefundService,
+    /// The backoff of runs that failed.
+    retry: RetryPolicy,
+}
+
+impl Executor {
+    pub fn new(
+        queue: JobQueue,
+        checkout: CheckoutService,
+        fulfillment: FulfillmentService,
+        refunds: RefundService,
+        retry: RetryPolicy,
+    ) -> Executor {
+        Executor {
+            queue,
+            checkout,
+            fulfillment,
+            refunds,
+            retry,
+        }
+    }
+
+    pub fn queue(&self) -> &JobQueue {
+        &self.queue
+    }
+
+    /// Starts `job` (leased to this host) in a task of its own.
+    pub fn start(&self, job: ClaimedJob) -> Running {
+        self.start_as(job, AttemptBy::Queue)
+    }
+
+    /// Starts a staff retry of a `fulfill` job (leased to this host).
+    pub fn start_as(&self, job: ClaimedJob, by: AttemptBy) -> Running {
+        let executor = self.clone();
+        Running(tokio::spawn(async move { executor.run(&job, by).await }))
+    }
+
+    /// Claims the job due first and runs it to its end; false when none was
+    /// due. The workers' loop, and the hook tests call instead of waiting.
+    pub async fn run_one_due_job(&self) -> Result<bool, OrderError> {
+        let Some(job) = self.queue.claim().await? else {
+            return Ok(false);
+        };
+        // In the worker's own task: a worker stopped past its shutdown grace
+        // abandons the run, and its lease is released for another host.
+        self.run(&job, AttemptBy::Queue).await;
+        Ok(true)
+    }
+
+    /// Runs `job` while renewing its lease. A run that failed before it
+    /// could store anything (a database outage, say) is due again after the
+    /// retry policy's backoff for its attempt.
+    async fn run(&self, job: &ClaimedJob, by: AttemptBy) {
+        let work = async {
+            match job.kind {
+                JobKind::Checkout => self.checkout.complete(job).await,
+                JobKind::Fulfill => self.fulfillment.attempt(job, by).await.map(|_| ()),
+                JobKind::Refund => self.refunds.run(job).await,
+            }
+        };
+        match self.queue.with_lease(job, work).await {
+            Some(Ok(())) => {}
+            Some(Err(error)) => {
+                let delay = self.retry.backoff(job.attempts.max(1));
+                tracing::error!(job = job.id, kind = job.kind.as_str(), order = ?job.order_number, %error,
+                    retry_in_ms = delay.as_millis() as u64, "job run failed");
+                self.queue.postpone(job, delay, &error.to_string()).await;
+            }
+            None => {
+                tracing::warn!(job = job.id, kind = job.kind.as_str(), order = ?job.order_number,
+                    "lost the lease of a job; abandoning the run");
+            }
+        }
+    }
+}
