@@ -62,8 +62,14 @@ impl TestApp {
         TestApp::spawn_with(db, "").await
     }
 
-    /// The same with more TOML sections (`[fulfillment]`, say).
+    /// The same with more TOML sections (`[fulfillment]`, say); a
+    /// `[server]` or `[orders]` section replaces the harness's own.
     pub(crate) async fn spawn_with(db: Db, extra_toml: &str) -> TestApp {
+        TestApp::spawn_with_pool(db, extra_toml, 4).await
+    }
+
+    /// The same with a pool of `max_connections`.
+    pub(crate) async fn spawn_with_pool(db: Db, extra_toml: &str, max_connections: u32) -> TestApp {
         let lms = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let url = database_url(&db, dir.path()).await;
@@ -75,14 +81,10 @@ name = "broken"
 path = "/nonexistent/broken.wasm"
 on_load_failure = "disable"
 
-[server]
-bind = "127.0.0.1:0"
-# Small, so that a whole refused request fits in the server's first read:
-# nothing is left unread when it answers 413 and closes.
-body_limit_bytes = 2048
+{server}
 [database]
 url = "{url}"
-max_connections = 4
+max_connections = {max_connections}
 {orders}
 [[api.tokens]]
 name = "admin"
@@ -96,6 +98,13 @@ role = "checkout"
 {extra_toml}
 "#,
             modules = support::shipped_modules(&lms.url()),
+            // Small, so that a whole refused request fits in the server's
+            // first read: nothing is left unread when it answers 413.
+            server = if extra_toml.contains("[server]") {
+                ""
+            } else {
+                "[server]\nbind = \"127.0.0.1:0\"\nbody_limit_bytes = 2048"
+            },
             orders = if extra_toml.contains("[orders]") {
                 ""
             } else {

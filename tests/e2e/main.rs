@@ -13,4 +13,5 @@ mod enrollment;
 mod entitlement;
 mod faults;
 mod loading;
+mod money;
 mod support;

@@ -19,10 +19,46 @@ const API_KEY: &str = "scaling-api-key";
 const TOKEN: &str = "scaling-admin-token";
 const COURSE: &str = "course-v1:edX+Scale+2026";
 
+/// `[fulfillment]` of a test host.
+#[derive(Debug, Clone, Copy)]
+struct Fulfillment {
+    /// "sync" or "async".
+    mode: &'static str,
+    workers: u32,
+    lease_ms: u64,
+    shutdown_grace_ms: u64,
+    sync_wait_ms: u64,
+}
+
+impl Fulfillment {
+    /// Async mode: `workers` workers, leases of `lease_ms`.
+    fn asynchronous(workers: u32, lease_ms: u64) -> Fulfillment {
+        Fulfillment {
+            mode: "async",
+            workers,
+            lease_ms,
+            shutdown_grace_ms: 10_000,
+            sync_wait_ms: 25_000,
+        }
+    }
+
+    /// Sync mode: a request waits `sync_wait_ms` for the job it started;
+    /// leases of `lease_ms` (the workers take over a dead host's jobs).
+    fn synchronous(sync_wait_ms: u64, lease_ms: u64) -> Fulfillment {
+        Fulfillment {
+            mode: "sync",
+            workers: 4,
+            lease_ms,
+            shutdown_grace_ms: 10_000,
+            sync_wait_ms,
+        }
+    }
+}
+
 /// A settings file for a host in async mode on `database_url`, with the
 /// enrollment module calling `lms` and the donation module.
 fn write_settings(dir: &Path, database_url: &str, lms: &LmsStandIn, workers: u32, lease_ms: u64) -> std::path::PathBuf {
-    write_settings_with_grace(dir, database_url, lms, workers, lease_ms, 10_000)
+    write_settings_for(dir, database_url, lms, Fulfillment::asynchronous(workers, lease_ms))
 }
 
 fn write_settings_with_grace(
@@ -33,6 +69,23 @@ fn write_settings_with_grace(
     lease_ms: u64,
     shutdown_grace_ms: u64,
 ) -> std::path::PathBuf {
+    let fulfillment = Fulfillment {
+        shutdown_grace_ms,
+        ..Fulfillment::asynchronous(workers, lease_ms)
+    };
+    write_settings_for(dir, database_url, lms, fulfillment)
+}
+
+/// A settings file for a host on `database_url` with `fulfillment`, the
+/// enrollment module calling `lms` and the donation module.
+fn write_settings_for(dir: &Path, database_url: &str, lms: &LmsStandIn, fulfillment: Fulfillment) -> std::path::PathBuf {
+    let Fulfillment {
+        mode,
+        workers,
+        lease_ms,
+        shutdown_grace_ms,
+        sync_wait_ms,
+    } = fulfillment;
     let token_sha256 = fulfillment_host::api::token_digest(TOKEN);
     let settings = format!(
         r#"[[modules]]
@@ -55,12 +108,13 @@ url = "{database_url}"
 max_connections = 8
 
 [fulfillment]
-mode = "async"
+mode = "{mode}"
 workers = {workers}
 backoff_base_ms = 50
 lease_ms = {lease_ms}
 poll_ms = 50
 shutdown_grace_ms = {shutdown_grace_ms}
+sync_wait_ms = {sync_wait_ms}
 
 [[api.tokens]]
 name = "admin"
@@ -168,7 +222,7 @@ async fn sigterm_abandons_an_attempt_past_the_grace_period_and_releases_its_leas
     assert_eq!(states, [("queued".into(), 0, false), ("queued".into(), 0, false), ("queued".into(), 1, false)]);
 }
 
-/// A row of `fulfillment_jobs`.
+/// A `fulfill` row of `jobs`.
 #[derive(Debug)]
 struct Job {
     number: String,
@@ -178,11 +232,11 @@ struct Job {
     worked_by: Option<String>,
 }
 
-/// The jobs of the database, oldest first.
+/// The `fulfill` jobs of the database, oldest first.
 async fn jobs(database_url: &str) -> Vec<Job> {
     sqlx::any::install_default_drivers();
     let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(database_url).await.expect("connect");
-    sqlx::query("SELECT order_number, state, attempts, lease_owner, worked_by FROM fulfillment_jobs ORDER BY id")
+    sqlx::query("SELECT order_number, state, attempts, lease_owner, worked_by FROM jobs WHERE kind = 'fulfill' ORDER BY id")
         .fetch_all(&mut connection)
         .await
         .expect("jobs")
