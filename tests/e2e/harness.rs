@@ -234,10 +234,9 @@ macro_rules! on_both_databases {
                 super::$scenario(super::Db::Sqlite).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(no_postgres, ignore = "needs FULFILLMENT_TEST_POSTGRES_URL (scripts/test sets it)")]
             async fn postgres() {
-                if let Some(db) = super::Db::postgres() {
-                    super::$scenario(db).await;
-                }
+                super::$scenario(super::Db::postgres().expect("FULFILLMENT_TEST_POSTGRES_URL is set")).await;
             }
         })*
     };

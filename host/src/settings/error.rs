@@ -24,4 +24,15 @@ pub enum SettingsError {
         first: usize,
         second: usize,
     },
+    /// `[fulfillment] sync_wait_ms` is not under `[server] request_timeout_ms`:
+    /// the request would time out (503) before it could answer 202.
+    #[error(
+        "invalid settings file {}: [fulfillment] sync_wait_ms = {sync_wait_ms} must be less than [server] request_timeout_ms = {request_timeout_ms}",
+        path.display()
+    )]
+    SyncWaitTooLong {
+        path: PathBuf,
+        sync_wait_ms: u64,
+        request_timeout_ms: u64,
+    },
 }

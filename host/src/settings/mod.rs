@@ -100,6 +100,13 @@ impl Settings {
                 ..module
             })
             .collect();
+        if file.fulfillment.sync_wait_ms >= file.server.request_timeout_ms {
+            return Err(SettingsError::SyncWaitTooLong {
+                path: path.to_path_buf(),
+                sync_wait_ms: file.fulfillment.sync_wait_ms,
+                request_timeout_ms: file.server.request_timeout_ms,
+            });
+        }
         let mut database = file.database;
         database.url = resolve_sqlite_path(&database.url, base);
         Ok(Settings {
