@@ -462,8 +462,10 @@ fn attempts(stored: i64) -> u32 {
 /// Releases every lease of host `host` (tokens `<host>/<n>`: a host
 /// abandoning its jobs on shutdown); returns how many.
 pub async fn release_leases_of(connection: &mut AnyConnection, host: &str) -> Result<u64, StorageError> {
-    let result = sqlx::query("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner LIKE $1")
-        .bind(format!("{host}/%"))
+    // The host's name is matched literally: `_` and `%` are not wildcards.
+    let literal = host.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let result = sqlx::query("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner LIKE $1 ESCAPE '\\'")
+        .bind(format!("{literal}/%"))
         .execute(&mut *connection)
         .await?;
     Ok(result.rows_affected())
