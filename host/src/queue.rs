@@ -138,10 +138,10 @@ impl JobQueue {
         storage::renew_lease(transaction, self.db.backend(), job.id, &job.lease, self.lease_ms()).await
     }
 
-    /// Makes the queued job (`kind`, `subject_id`) due now.
-    pub async fn make_due_now(&self, kind: JobKind, subject_id: i64) -> Result<(), StorageError> {
-        let mut connection = self.db.pool().acquire().await?;
-        storage::make_job_due_now(&mut connection, self.db.backend(), kind, subject_id).await
+    /// Makes the job (`kind`, `subject_id`) queued and due now, in the
+    /// caller's transaction.
+    pub async fn make_due_now(&self, transaction: &mut AnyConnection, kind: JobKind, subject_id: i64) -> Result<(), StorageError> {
+        storage::make_job_due_now(transaction, self.db.backend(), kind, subject_id).await
     }
 
     /// Makes job `id` due again now, in the caller's transaction.

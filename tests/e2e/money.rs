@@ -20,6 +20,8 @@ on_both_databases!(
     concurrent_refund_approvals_credit_once,
     cancelled_refund_approvals_credit_once,
     large_baskets_never_leave_a_payment_without_an_order,
+    a_refund_whose_credit_was_asked_for_cannot_be_denied,
+    a_page_of_orders_reads_each_order_with_its_payment_and_job,
 );
 
 /// A host whose requests wait at most 300 ms for the work they start.
@@ -252,4 +254,40 @@ async fn large_baskets_never_leave_a_payment_without_an_order(db: Db) {
     assert_eq!(paid_without_order(&app.database_url).await, 0, "every payment has its order");
     let orders = rows(&app, "orders").await;
     assert_eq!(app.charges() as i64, orders, "one charge per order");
+}
+
+async fn a_refund_whose_credit_was_asked_for_cannot_be_denied(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let id = refund_of_the_seat(&app).await;
+    // As a run that asked the processor and then lost its database leaves it.
+    let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(&app.database_url).await.expect("connect");
+    sqlx::query("UPDATE refunds SET credit_state = 'intended', credit_minor = total_minor WHERE id = $1")
+        .bind(id)
+        .execute(&mut connection)
+        .await
+        .expect("mark the credit intended");
+    let (status, body) = app.put(&format!("/refunds/{id}/process"), Some(json!({"action": "deny"})), ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // Approving finishes it, crediting once.
+    let (status, body) = app.put(&format!("/refunds/{id}/process"), Some(json!({"action": "approve"})), ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    credited_once(&app, id).await;
+}
+
+async fn a_page_of_orders_reads_each_order_with_its_payment_and_job(db: Db) {
+    let app = TestApp::spawn(db).await;
+    for _ in 0..3 {
+        let (status, order) = app.place(&checkout("59.00", "tok_success"), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+    }
+    let (status, page) = app.get("/orders?page_size=2", ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["count"], 3);
+    let numbers: Vec<&str> = page["results"].as_array().expect("results").iter().filter_map(|order| order["number"].as_str()).collect();
+    assert_eq!(numbers, ["EDX-100003", "EDX-100002"]);
+    for order in page["results"].as_array().expect("results") {
+        assert_eq!(order["payment"]["amount"], "59.00", "{order}");
+        assert_eq!(order["fulfillment_job"]["state"], "done", "{order}");
+        assert_eq!(order["lines"].as_array().map(Vec::len), Some(2), "{order}");
+    }
 }

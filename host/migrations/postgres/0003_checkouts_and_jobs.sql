@@ -35,8 +35,8 @@ SELECT keys.key, keys.request_hash, '{}', sources.processor, sources.amount_mino
        sources.id, 'ordered',
        keys.order_number, keys.failure, keys.created_at, keys.created_at
 FROM idempotency_keys keys
-JOIN payment_sources sources ON sources.idempotency_key = keys.key
-WHERE keys.order_number IS NOT NULL;
+JOIN orders ON orders.number = keys.order_number
+JOIN payment_sources sources ON sources.id = orders.payment_source_id;
 DROP TABLE idempotency_keys;
 
 -- The one durable queue of module and money work, in both fulfillment

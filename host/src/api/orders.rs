@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
 use crate::model::{NoteKind, OrderStatus};
-use crate::services::{PlaceOrder, Placed, Services};
-use crate::storage::{OrderFilter, StoredOrder};
+use crate::services::{OrderSnapshot, PlaceOrder, Placed};
+use crate::storage::OrderFilter;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -98,17 +98,18 @@ pub struct PaymentView {
     pub refunded: String,
 }
 
-/// Builds the API view of a stored order (with its payment).
-pub(super) async fn order_view(services: &Services, stored: &StoredOrder) -> Result<OrderView, ApiError> {
+/// The API view of an order with its payment and job.
+pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
+    let OrderSnapshot { stored, payment, job } = snapshot;
     let order = &stored.order;
     let decimal = |minor_units: i64| crate::model::Money { minor_units, currency: order.currency }.to_decimal_string();
-    let payment = services.orders.payment(stored).await?.map(|payment| PaymentView {
+    let payment = payment.map(|payment| PaymentView {
         processor: payment.processor,
         reference: payment.reference,
         amount: decimal(payment.amount_minor),
         refunded: decimal(payment.refunded_minor),
     });
-    let fulfillment_job = services.orders.fulfillment_job(stored).await?.map(|job| JobView {
+    let fulfillment_job = job.map(|job| JobView {
         state: job.state.as_str().to_string(),
         running: job.leased,
         attempts: job.attempts,
@@ -116,7 +117,7 @@ pub(super) async fn order_view(services: &Services, stored: &StoredOrder) -> Res
         worked_by: job.worked_by,
         last_error: job.last_error,
     });
-    Ok(OrderView {
+    OrderView {
         fulfillment_job,
         number: order.number.clone(),
         status: order.status.to_string(),
@@ -162,7 +163,7 @@ pub(super) async fn order_view(services: &Services, stored: &StoredOrder) -> Res
             })
             .collect(),
         payment,
-    })
+    }
 }
 
 /// Places an order: payment first, then the order, then fulfillment. In
@@ -195,17 +196,17 @@ async fn place_order(
         .transpose()
         .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII characters only"))?;
     let services = &state.services;
-    let (status, stored) = match services.checkout.place_order(input, key.as_deref()).await? {
-        Placed::Replayed(stored) => (StatusCode::OK, stored),
-        Placed::Created { order, job: None } => (StatusCode::CREATED, order),
+    let (status, number) = match services.checkout.place_order(input, key.as_deref()).await? {
+        Placed::Replayed(stored) => (StatusCode::OK, stored.order.number),
+        Placed::Created { order, job: None } => (StatusCode::CREATED, order.order.number),
         Placed::Created { order, job: Some(job) } => {
             let mut running = services.executor.start(job);
             let finished = running.wait(services.sync_wait()).await;
-            let stored = services.orders.order(&order.order.number).await?;
-            (if finished { StatusCode::CREATED } else { StatusCode::ACCEPTED }, stored)
+            (if finished { StatusCode::CREATED } else { StatusCode::ACCEPTED }, order.order.number)
         }
     };
-    Ok((status, location(&stored.order.number), Json(order_view(services, &stored).await?)))
+    let snapshot = services.orders.snapshot(&number).await?;
+    Ok((status, location(&number), Json(order_view(snapshot))))
 }
 
 /// `Location: /api/v1/orders/{number}`.
@@ -220,8 +221,7 @@ fn location(number: &str) -> HeaderMap {
 #[utoipa::path(get, path = "/api/v1/orders/{number}", params(("number" = String, Path)),
     responses((status = 200, body = OrderView), (status = 404)), security(("bearer" = [])))]
 async fn get_order(State(state): State<AppState>, _caller: Caller, Path(number): Path<String>) -> Result<Json<OrderView>, ApiError> {
-    let stored = state.services.orders.order(&number).await?;
-    Ok(Json(order_view(&state.services, &stored).await?))
+    Ok(Json(order_view(state.services.orders.snapshot(&number).await?)))
 }
 
 /// Filters and page of `GET /orders`.
@@ -266,7 +266,7 @@ async fn list_orders(
         status: query.status.clone(),
         username: query.username.clone(),
     };
-    let found = state.services.orders.list_orders(&filter, page, page_size).await?;
+    let (count, snapshots) = state.services.orders.page(&filter, page, page_size).await?;
     let link = |page: u64| {
         let mut url = format!("/api/v1/orders?page={page}&page_size={page_size}");
         for (name, value) in [("status", &query.status), ("username", &query.username)] {
@@ -276,15 +276,11 @@ async fn list_orders(
         }
         url
     };
-    let mut results = Vec::with_capacity(found.orders.len());
-    for stored in &found.orders {
-        results.push(order_view(&state.services, stored).await?);
-    }
     Ok(Json(OrderList {
-        count: found.count,
-        next: (page * page_size < found.count).then(|| link(page + 1)),
+        count,
+        next: (page * page_size < count).then(|| link(page + 1)),
         previous: (page > 1).then(|| link(page - 1)),
-        results,
+        results: snapshots.into_iter().map(order_view).collect(),
     }))
 }
 
@@ -316,13 +312,13 @@ async fn retry_fulfillment(
     let (job, by) = services.fulfillment.lease_for_retry(&number).await?;
     let mut running = services.executor.start_as(job, by);
     let finished = running.wait(services.sync_wait()).await;
-    let stored = services.orders.order(&number).await?;
-    let status = match (finished, stored.order.status) {
+    let snapshot = services.orders.snapshot(&number).await?;
+    let status = match (finished, snapshot.stored.order.status) {
         (false, _) => StatusCode::ACCEPTED,
         (true, OrderStatus::Complete) => StatusCode::OK,
         (true, _) => StatusCode::BAD_GATEWAY,
     };
-    Ok((status, Json(order_view(services, &stored).await?)))
+    Ok((status, Json(order_view(snapshot))))
 }
 
 /// Unix milliseconds as RFC 3339.

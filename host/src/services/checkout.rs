@@ -372,8 +372,34 @@ impl CheckoutService {
             .await
             .map_err(nothing_charged)?
             .ok_or_else(|| OrderError::NotFound(format!("checkout {checkout_id}")))?;
-        let receipt = match self.payments.charge(processor, token, total, &charge_key(checkout_id)) {
+        let key = charge_key(checkout_id);
+        let charged = match self.payments.charge(processor, token, total, &key) {
+            // A processor failure may come after the money moved (a time-out
+            // of a charge that went through): ask the processor which.
+            Err(PaymentError::Processor(failure)) => match self.payments.find_charge(processor, &key) {
+                Ok(Some(receipt)) => Ok(receipt),
+                Ok(None) => Err(PaymentError::Processor(failure)),
+                Err(_) => {
+                    // Unknown: the checkout stays pending, and its job asks
+                    // the processor again.
+                    transaction.rollback().await?;
+                    self.bring_forward(checkout_id).await;
+                    return Err(OrderError::CheckoutPending {
+                        checkout_id,
+                        message: format!(
+                            "the payment processor failed ({failure}) and cannot say whether it charged; checkout \
+                             {checkout_id} becomes an order if it did: send the request again later with the same \
+                             Idempotency-Key"
+                        ),
+                    });
+                }
+            },
+            other => other,
+        };
+        let receipt = match charged {
             Ok(receipt) => receipt,
+            // Nothing moved: a decline, a processor that failed before
+            // charging, a payment this processor does not take.
             Err(error) => {
                 let event = match &error {
                     PaymentError::Declined(_) => "Declined",
@@ -413,12 +439,7 @@ impl CheckoutService {
             Err(error) => {
                 tracing::error!(checkout = checkout_id, reference = %receipt.reference, %error,
                     "payment taken but the order could not be stored; the checkout job completes it");
-                // If the database takes it, the checkout's job is due now
-                // rather than after the grace.
-                if let Err(error) = self.queue.make_due_now(JobKind::Checkout, checkout_id).await {
-                    tracing::warn!(checkout = checkout_id, %error, "cannot bring the checkout's job forward");
-                }
-                self.queue.wake();
+                self.bring_forward(checkout_id).await;
                 Err(OrderError::CheckoutPending {
                     checkout_id,
                     message: format!(
@@ -430,6 +451,26 @@ impl CheckoutService {
                 })
             }
         }
+    }
+
+    /// Makes the checkout's job due now (rather than after the grace),
+    /// if the database takes it; reopens a checkout that the job abandoned
+    /// meanwhile (it could, had the database dropped this request's lock
+    /// while the processor was charging): this request knows it charged.
+    async fn bring_forward(&self, checkout_id: i64) {
+        let brought = async {
+            let mut transaction = self.db.begin_write().await?;
+            if storage::reopen_abandoned_checkout(&mut transaction, checkout_id).await? {
+                tracing::error!(checkout = checkout_id, "reopened a checkout abandoned while its charge went through");
+            }
+            self.queue.make_due_now(&mut transaction, JobKind::Checkout, checkout_id).await?;
+            transaction.commit().await?;
+            Ok::<(), storage::StorageError>(())
+        };
+        if let Err(error) = brought.await {
+            tracing::warn!(checkout = checkout_id, %error, "cannot bring the checkout's job forward; it runs after the grace");
+        }
+        self.queue.wake();
     }
 
     /// Records the charge, creates the order, its lines and its fulfillment

@@ -32,7 +32,7 @@ pub use checkout::{BasketLine, CheckoutService, PaymentInput, PlaceOrder, Placed
 pub use error::OrderError;
 pub use executor::{Executor, Running};
 pub use fulfillment::{AttemptBy, FulfillmentService};
-pub use orders::OrderQueries;
+pub use orders::{OrderQueries, OrderSnapshot};
 pub use refunds::{Processed, RefundAction, RefundService};
 pub use retry_policy::{Next, RetryPolicy};
 

@@ -1,7 +1,17 @@
-//! Reading orders: one order, a page of them, an order's payment and job.
+//! Reading orders: one order or a page of them, each with its payment and
+//! its fulfillment job as they stood together (one snapshot), in a fixed
+//! number of queries.
 
 use super::OrderError;
-use crate::storage::{self, Database, JobKind, JobRecord, OrderFilter, OrderPage, PaymentRecord, StoredOrder};
+use crate::storage::{self, Database, JobKind, JobRecord, OrderFilter, PaymentRecord, StoredOrder};
+
+/// An order with its payment and its fulfillment job, read together.
+#[derive(Debug, Clone)]
+pub struct OrderSnapshot {
+    pub stored: StoredOrder,
+    pub payment: Option<PaymentRecord>,
+    pub job: Option<JobRecord>,
+}
 
 /// Reads orders and what belongs to them.
 #[derive(Clone)]
@@ -14,32 +24,43 @@ impl OrderQueries {
         OrderQueries { db }
     }
 
-    /// The order numbered `number`.
-    pub async fn order(&self, number: &str) -> Result<StoredOrder, OrderError> {
-        let mut connection = self.db.pool().acquire().await?;
-        storage::load_order(&mut connection, number)
+    /// The order numbered `number` with its payment and job.
+    pub async fn snapshot(&self, number: &str) -> Result<OrderSnapshot, OrderError> {
+        let mut transaction = self.db.begin_snapshot().await?;
+        let stored = storage::load_order(&mut transaction, number)
             .await?
-            .ok_or_else(|| OrderError::NotFound(format!("order {number}")))
+            .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
+        let mut snapshots = self.with_payments_and_jobs(&mut transaction, vec![stored]).await?;
+        transaction.commit().await?;
+        snapshots.pop().ok_or_else(|| OrderError::NotFound(format!("order {number}")))
     }
 
-    /// A page of orders matching `filter`, newest first.
-    pub async fn list_orders(&self, filter: &OrderFilter, page: u64, page_size: u64) -> Result<OrderPage, OrderError> {
-        let mut connection = self.db.pool().acquire().await?;
-        Ok(storage::list_orders(&mut connection, filter, page, page_size).await?)
+    /// Page `page` (from 1) of `page_size` orders matching `filter`, newest
+    /// first, and how many match in all: six queries, whatever the size.
+    pub async fn page(&self, filter: &OrderFilter, page: u64, page_size: u64) -> Result<(u64, Vec<OrderSnapshot>), OrderError> {
+        let mut transaction = self.db.begin_snapshot().await?;
+        let found = storage::list_orders(&mut transaction, filter, page, page_size).await?;
+        let snapshots = self.with_payments_and_jobs(&mut transaction, found.orders).await?;
+        transaction.commit().await?;
+        Ok((found.count, snapshots))
     }
 
-    /// The payment of a stored order, if it has one.
-    pub async fn payment(&self, stored: &StoredOrder) -> Result<Option<PaymentRecord>, OrderError> {
-        let Some(id) = stored.payment_source_id else {
-            return Ok(None);
-        };
-        let mut connection = self.db.pool().acquire().await?;
-        Ok(Some(storage::payment_for_order(&mut connection, id).await?))
-    }
-
-    /// The fulfillment job of a stored order.
-    pub async fn fulfillment_job(&self, stored: &StoredOrder) -> Result<Option<JobRecord>, OrderError> {
-        let mut connection = self.db.pool().acquire().await?;
-        Ok(storage::job_of(&mut connection, self.db.backend(), JobKind::Fulfill, stored.id).await?)
+    async fn with_payments_and_jobs(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        orders: Vec<StoredOrder>,
+    ) -> Result<Vec<OrderSnapshot>, OrderError> {
+        let payment_ids: Vec<i64> = orders.iter().filter_map(|stored| stored.payment_source_id).collect();
+        let mut payments = storage::payments_by_ids(connection, &payment_ids).await?;
+        let order_ids: Vec<i64> = orders.iter().map(|stored| stored.id).collect();
+        let mut jobs = storage::jobs_of(connection, self.db.backend(), JobKind::Fulfill, &order_ids).await?;
+        Ok(orders
+            .into_iter()
+            .map(|stored| OrderSnapshot {
+                payment: stored.payment_source_id.and_then(|id| payments.remove(&id)),
+                job: jobs.remove(&stored.id),
+                stored,
+            })
+            .collect())
     }
 }

@@ -154,6 +154,10 @@ impl RefundService {
         use RefundAction::*;
         use RefundStatus::*;
         match (action, refund.status) {
+            // A credit that may have gone through cannot be denied.
+            (Deny, Open) if refund.credit == CreditState::Intended => Err(OrderError::Conflict(format!(
+                "refund {id}'s credit was asked of the processor: it cannot be denied now; approve it to finish it"
+            ))),
             (Deny, Open) => {
                 refund.status.transition(Denied)?;
                 for line in &mut refund.lines {
@@ -194,6 +198,8 @@ impl RefundService {
     /// Records refund's credit as intended, after checking it against what
     /// is left of the payment.
     async fn intend_credit(&self, transaction: &mut sqlx::AnyConnection, refund: &mut RefundRecord) -> Result<(), OrderError> {
+        // The credits of one order are decided one at a time, from any host.
+        storage::hold_order(transaction, refund.order_id).await?;
         let number = refund.order_number.clone();
         let stored = storage::load_order(transaction, &number)
             .await?

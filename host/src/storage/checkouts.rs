@@ -194,3 +194,15 @@ pub async fn mark_checkout_unpaid(
     .await?;
     Ok(())
 }
+
+/// Makes checkout `id` pending again if it was abandoned (its request
+/// learned that its charge went through after all); its key stays given
+/// up. True when it was abandoned.
+pub async fn reopen_abandoned_checkout(connection: &mut AnyConnection, id: i64) -> Result<bool, StorageError> {
+    let result = sqlx::query("UPDATE checkouts SET state = 'pending', updated_at = $1 WHERE id = $2 AND state = 'abandoned'")
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}

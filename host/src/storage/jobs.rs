@@ -392,7 +392,8 @@ pub async fn postpone_job(
     Ok(())
 }
 
-/// Makes the queued job (`kind`, `subject_id`) due now.
+/// Makes the job (`kind`, `subject_id`) queued and due now, whatever its
+/// state.
 pub async fn make_job_due_now(
     connection: &mut AnyConnection,
     backend: Backend,
@@ -400,7 +401,7 @@ pub async fn make_job_due_now(
     subject_id: i64,
 ) -> Result<(), StorageError> {
     let now = backend.now_ms();
-    let query = format!("UPDATE jobs SET run_at = {now} WHERE kind = $1 AND subject_id = $2 AND state = 'queued'");
+    let query = format!("UPDATE jobs SET state = 'queued', run_at = {now} WHERE kind = $1 AND subject_id = $2");
     sqlx::query(&query)
         .bind(kind.as_str())
         .bind(subject_id)
@@ -439,6 +440,37 @@ pub async fn job_of(
         .fetch_optional(&mut *connection)
         .await?;
     row.map(JobRecord::try_from).transpose()
+}
+
+/// The jobs of `kind` about `subject_ids`, by subject: one query, however
+/// many.
+pub async fn jobs_of(
+    connection: &mut AnyConnection,
+    backend: Backend,
+    kind: JobKind,
+    subject_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, JobRecord>, StorageError> {
+    if subject_ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let now = backend.now_ms();
+    let list: Vec<String> = (2..subject_ids.len() + 2).map(|index| format!("${index}")).collect();
+    let query = format!(
+        "SELECT id, kind, subject_id, order_number, state, attempts, run_at, last_error, worked_by,
+                CAST(CASE WHEN lease_until IS NOT NULL AND lease_until >= {now} THEN 1 ELSE 0 END AS BIGINT) AS leased
+         FROM jobs WHERE kind = $1 AND subject_id IN ({})",
+        list.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, JobRow>(&query).bind(kind.as_str());
+    for id in subject_ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&mut *connection)
+        .await?
+        .into_iter()
+        .map(|row| JobRecord::try_from(row).map(|job| (job.subject_id, job)))
+        .collect()
 }
 
 /// How many jobs are in each state (for the health endpoint and the tests).

@@ -23,18 +23,20 @@ use sqlx::{AnyPool, Executor};
 
 pub use checkouts::{
     CheckoutRecord, CheckoutState, NewCheckout, checkout_by_key, hold_pending_checkout, insert_checkout, load_checkout,
-    mark_checkout_ordered, mark_checkout_unpaid,
+    mark_checkout_ordered, mark_checkout_unpaid, reopen_abandoned_checkout,
 };
 pub use error::StorageError;
 pub use jobs::{
     ClaimedJob, JobKind, JobRecord, JobState, JobUpdate, NewJob, claim_due_job, complete_job_of, count_jobs, finish_job,
-    insert_job, job_of, lease_job, make_job_due_now, postpone_job, release_lease, release_leases_of, renew_lease, requeue_job,
+    insert_job, job_of, jobs_of, lease_job, make_job_due_now, postpone_job, release_lease, release_leases_of, renew_lease, requeue_job,
 };
 pub use orders::{
     AttemptLog, OrderFilter, OrderPage, StoredOrder, hold_order, insert_order, list_orders, load_order, next_order_number,
     save_fulfillment, save_notes,
 };
-pub use payments::{PaymentRecord, insert_payment_event, insert_payment_source, payment_for_order, set_payment_reference};
+pub use payments::{
+    PaymentRecord, insert_payment_event, insert_payment_source, payment_for_order, payments_by_ids, set_payment_reference,
+};
 pub use products::{CatalogProduct, get_products, list_products, upsert_product};
 pub use refunds::{
     CreditState, RefundLineRecord, RefundRecord, credits_taken, hold_refund, insert_refund, line_in_refund, load_refund,
@@ -119,6 +121,17 @@ impl Database {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Begins a read-only transaction whose reads all see one snapshot of
+    /// the database (an order with its payment and its job, as they stood
+    /// together).
+    pub async fn begin_snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            // WAL: a deferred transaction reads one snapshot from its first read.
+            Backend::Sqlite => self.pool.begin().await,
+            Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await,
+        }
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write

@@ -1,5 +1,7 @@
 //! Orders, their lines, notes and fulfillment attempts.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
@@ -192,96 +194,166 @@ fn parse_status<T: serde::de::DeserializeOwned>(text: String) -> Result<T, Stora
     serde_json::from_value(Value::String(text)).map_err(corrupt)
 }
 
+const ORDER_COLUMNS: &str = "id, number, username, email, date_placed, currency, total_minor, shipping_method, \
+                             shipping_minor, billing_address, email_opt_in, basket_attributes, status, payment_source_id";
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: i64,
+    number: String,
+    username: String,
+    email: String,
+    date_placed: String,
+    currency: String,
+    total_minor: i64,
+    shipping_method: String,
+    shipping_minor: i64,
+    billing_address: String,
+    email_opt_in: i64,
+    basket_attributes: String,
+    status: String,
+    payment_source_id: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    order_id: i64,
+    line_id: i64,
+    sku: String,
+    product_type: String,
+    title: String,
+    product_attributes: String,
+    quantity: i64,
+    unit_price_minor: i64,
+    status: String,
+    fulfilled_by: Option<String>,
+    attributes: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct NoteRow {
+    order_id: i64,
+    kind: String,
+    message: String,
+    line_id: Option<i64>,
+    module: Option<String>,
+}
+
+impl OrderRow {
+    fn into_stored(self, lines: Vec<LineRow>, notes: Vec<NoteRow>) -> Result<StoredOrder, StorageError> {
+        let currency: Currency = self.currency.parse().map_err(corrupt)?;
+        let money = |minor_units: i64| Money { minor_units, currency };
+        let date_placed = time::OffsetDateTime::parse(&self.date_placed, &time::format_description::well_known::Rfc3339)
+            .map_err(corrupt)?;
+        let lines = lines
+            .into_iter()
+            .map(|line| {
+                Ok(Line {
+                    id: line.line_id as u64,
+                    product: Product {
+                        sku: line.sku,
+                        product_type: line.product_type,
+                        title: line.title,
+                        attributes: from_json(line.product_attributes, "lines")?,
+                    },
+                    quantity: u32::try_from(line.quantity).map_err(corrupt)?,
+                    unit_price: money(line.unit_price_minor),
+                    status: parse_status::<LineStatus>(line.status)?,
+                    fulfilled_by: line.fulfilled_by,
+                    attributes: from_json(line.attributes, "lines")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let notes: Vec<OrderNote> = notes
+            .into_iter()
+            .map(|note| OrderNote {
+                kind: if note.kind == "Error" { NoteKind::Error } else { NoteKind::Info },
+                message: note.message,
+                line_id: note.line_id.map(|id| id as u64),
+                module: note.module,
+            })
+            .collect();
+        let stored_notes = notes.len();
+        Ok(StoredOrder {
+            id: self.id,
+            order: Order {
+                number: self.number,
+                user: User {
+                    username: self.username,
+                    email: self.email,
+                },
+                date_placed,
+                currency,
+                total: money(self.total_minor),
+                email_opt_in: self.email_opt_in != 0,
+                basket_attributes: from_json(self.basket_attributes, "orders")?,
+                status: parse_status::<OrderStatus>(self.status)?,
+                lines,
+                notes,
+            },
+            shipping_method: self.shipping_method,
+            shipping_charge: money(self.shipping_minor),
+            billing_address: from_json(self.billing_address, "orders")?,
+            payment_source_id: self.payment_source_id,
+            stored_notes,
+        })
+    }
+}
+
+/// `$first, $first+1, ...` for `count` values.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|index| format!("${index}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The orders of `rows` with their lines (by id) and notes (oldest first):
+/// two more queries, however many orders.
+async fn with_lines_and_notes(connection: &mut AnyConnection, rows: Vec<OrderRow>) -> Result<Vec<StoredOrder>, StorageError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let list = placeholders(1, ids.len());
+    let lines_sql = format!(
+        "SELECT order_id, line_id, sku, product_type, title, product_attributes, quantity, unit_price_minor, status,
+                fulfilled_by, attributes
+         FROM lines WHERE order_id IN ({list}) ORDER BY order_id, line_id"
+    );
+    let mut lines_query = sqlx::query_as::<_, LineRow>(&lines_sql);
+    for id in &ids {
+        lines_query = lines_query.bind(*id);
+    }
+    let mut lines: HashMap<i64, Vec<LineRow>> = HashMap::new();
+    for line in lines_query.fetch_all(&mut *connection).await? {
+        lines.entry(line.order_id).or_default().push(line);
+    }
+    let notes_sql =
+        format!("SELECT order_id, kind, message, line_id, module FROM order_notes WHERE order_id IN ({list}) ORDER BY id");
+    let mut notes_query = sqlx::query_as::<_, NoteRow>(&notes_sql);
+    for id in &ids {
+        notes_query = notes_query.bind(*id);
+    }
+    let mut notes: HashMap<i64, Vec<NoteRow>> = HashMap::new();
+    for note in notes_query.fetch_all(&mut *connection).await? {
+        notes.entry(note.order_id).or_default().push(note);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let id = row.id;
+            row.into_stored(lines.remove(&id).unwrap_or_default(), notes.remove(&id).unwrap_or_default())
+        })
+        .collect()
+}
+
 /// The order numbered `number`, with its lines (by id) and notes (oldest first).
 pub async fn load_order(connection: &mut AnyConnection, number: &str) -> Result<Option<StoredOrder>, StorageError> {
-    let Some(row) = sqlx::query(
-        "SELECT id, number, username, email, date_placed, currency, total_minor, shipping_method, shipping_minor,
-                billing_address, email_opt_in, basket_attributes, status, payment_source_id
-         FROM orders WHERE number = $1",
-    )
-    .bind(number)
-    .fetch_optional(&mut *connection)
-    .await?
-    else {
+    let row: Option<OrderRow> = sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE number = $1"))
+        .bind(number)
+        .fetch_optional(&mut *connection)
+        .await?;
+    let Some(row) = row else {
         return Ok(None);
     };
-    let order_id: i64 = row.try_get("id")?;
-    let currency: String = row.try_get("currency")?;
-    let currency: Currency = currency.parse().map_err(corrupt)?;
-    let money = |minor_units: i64| Money { minor_units, currency };
-    let date_placed: String = row.try_get("date_placed")?;
-    let date_placed = time::OffsetDateTime::parse(&date_placed, &time::format_description::well_known::Rfc3339)
-        .map_err(corrupt)?;
-
-    let line_rows = sqlx::query(
-        "SELECT line_id, sku, product_type, title, product_attributes, quantity, unit_price_minor, status,
-                fulfilled_by, attributes
-         FROM lines WHERE order_id = $1 ORDER BY line_id",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *connection)
-    .await?;
-    let mut lines = Vec::with_capacity(line_rows.len());
-    for line in &line_rows {
-        let line_id: i64 = line.try_get("line_id")?;
-        let quantity: i64 = line.try_get("quantity")?;
-        lines.push(Line {
-            id: line_id as u64,
-            product: Product {
-                sku: line.try_get("sku")?,
-                product_type: line.try_get("product_type")?,
-                title: line.try_get("title")?,
-                attributes: from_json(line.try_get("product_attributes")?, "lines")?,
-            },
-            quantity: u32::try_from(quantity).map_err(corrupt)?,
-            unit_price: money(line.try_get("unit_price_minor")?),
-            status: parse_status::<LineStatus>(line.try_get("status")?)?,
-            fulfilled_by: line.try_get("fulfilled_by")?,
-            attributes: from_json(line.try_get("attributes")?, "lines")?,
-        });
-    }
-
-    let note_rows = sqlx::query("SELECT kind, message, line_id, module FROM order_notes WHERE order_id = $1 ORDER BY id")
-        .bind(order_id)
-        .fetch_all(&mut *connection)
-        .await?;
-    let mut notes = Vec::with_capacity(note_rows.len());
-    for note in &note_rows {
-        let kind: String = note.try_get("kind")?;
-        let line_id: Option<i64> = note.try_get("line_id")?;
-        notes.push(OrderNote {
-            kind: if kind == "Error" { NoteKind::Error } else { NoteKind::Info },
-            message: note.try_get("message")?,
-            line_id: line_id.map(|id| id as u64),
-            module: note.try_get("module")?,
-        });
-    }
-
-    let stored_notes = notes.len();
-    let order = Order {
-        number: row.try_get("number")?,
-        user: User {
-            username: row.try_get("username")?,
-            email: row.try_get("email")?,
-        },
-        date_placed,
-        currency,
-        total: money(row.try_get("total_minor")?),
-        email_opt_in: row.try_get::<i64, _>("email_opt_in")? != 0,
-        basket_attributes: from_json(row.try_get("basket_attributes")?, "orders")?,
-        status: parse_status::<OrderStatus>(row.try_get("status")?)?,
-        lines,
-        notes,
-    };
-    Ok(Some(StoredOrder {
-        id: order_id,
-        order,
-        shipping_method: row.try_get("shipping_method")?,
-        shipping_charge: money(row.try_get("shipping_minor")?),
-        billing_address: from_json(row.try_get("billing_address")?, "orders")?,
-        payment_source_id: row.try_get("payment_source_id")?,
-        stored_notes,
-    }))
+    Ok(with_lines_and_notes(connection, vec![row]).await?.pop())
 }
 
 /// Which orders to list.
@@ -298,7 +370,8 @@ pub struct OrderPage {
     pub orders: Vec<StoredOrder>,
 }
 
-/// Page `page` (from 1) of `page_size` orders matching `filter`.
+/// Page `page` (from 1) of `page_size` orders matching `filter`: four
+/// queries, whatever the page size.
 pub async fn list_orders(
     connection: &mut AnyConnection,
     filter: &OrderFilter,
@@ -326,29 +399,22 @@ pub async fn list_orders(
     let count: i64 = count_query.fetch_one(&mut *connection).await?.try_get("count")?;
 
     let offset = page.saturating_sub(1).saturating_mul(page_size);
-    let numbers_sql = format!(
-        "SELECT number FROM orders {where_clause} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+    let page_sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders {where_clause} ORDER BY id DESC LIMIT ${} OFFSET ${}",
         values.len() + 1,
         values.len() + 2
     );
-    let mut numbers_query = sqlx::query(&numbers_sql);
+    let mut page_query = sqlx::query_as::<_, OrderRow>(&page_sql);
     for value in &values {
-        numbers_query = numbers_query.bind(value.clone());
+        page_query = page_query.bind(value.clone());
     }
-    let rows = numbers_query
-        .bind(page_size as i64)
-        .bind(offset as i64)
+    let rows = page_query
+        .bind(i64::try_from(page_size).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .fetch_all(&mut *connection)
         .await?;
-    let mut orders = Vec::with_capacity(rows.len());
-    for row in rows {
-        let number: String = row.try_get("number")?;
-        if let Some(order) = load_order(connection, &number).await? {
-            orders.push(order);
-        }
-    }
     Ok(OrderPage {
-        count: count as u64,
-        orders,
+        count: count.max(0) as u64,
+        orders: with_lines_and_notes(connection, rows).await?,
     })
 }

@@ -1,5 +1,7 @@
 //! Payment sources and payment events.
 
+use std::collections::HashMap;
+
 use sqlx::{AnyConnection, Row};
 
 use super::{StorageError, now_ms};
@@ -90,4 +92,39 @@ pub async fn payment_for_order(connection: &mut AnyConnection, payment_source_id
         amount_minor: row.try_get("amount_minor")?,
         refunded_minor: row.try_get("refunded")?,
     })
+}
+
+/// The payments `ids`, by id: one query, however many.
+pub async fn payments_by_ids(connection: &mut AnyConnection, ids: &[i64]) -> Result<HashMap<i64, PaymentRecord>, StorageError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let list: Vec<String> = (1..=ids.len()).map(|index| format!("${index}")).collect();
+    let sql = format!(
+        "SELECT id, processor, reference, amount_minor,
+                CAST(COALESCE((SELECT SUM(amount_minor) FROM payment_events
+                               WHERE payment_source_id = payment_sources.id AND event_type = 'Refunded'), 0)
+                     AS BIGINT) AS refunded
+         FROM payment_sources WHERE id IN ({})",
+        list.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|row| {
+            let payment = PaymentRecord {
+                id: row.try_get("id")?,
+                processor: row.try_get("processor")?,
+                reference: row.try_get("reference")?,
+                amount_minor: row.try_get("amount_minor")?,
+                refunded_minor: row.try_get("refunded")?,
+            };
+            Ok((payment.id, payment))
+        })
+        .collect()
 }
