@@ -93,7 +93,10 @@ pub async fn build_service(settings: &Settings, engine: ModuleEngine) -> anyhow:
     let services = Services::new(
         database,
         Arc::new(runtime),
-        Payments::new(),
+        match &settings.payments.test_ledger {
+            Some(file) => Payments::with_ledger_file(file.clone()),
+            None => Payments::new(),
+        },
         settings.orders.clone(),
         settings.fulfillment.clone(),
     );

@@ -9,6 +9,9 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // The fail points named in FAILPOINTS (crash tests only; see Cargo.toml).
+    #[cfg(feature = "failpoints")]
+    let _fail_points = fail::FailScenario::setup();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -68,7 +68,10 @@ async fn an_async_order_is_answered_open_and_completed_by_a_worker(db: Db) {
     let app = TestApp::spawn_with(db, &async_mode(11)).await;
     let (status, placed) = app.place(&seat_and("DONATION", "59.00"), None).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(placed["status"], "Open");
+    // Answered at once, as the order stands then: Open while the LMS call
+    // is on its way (a worker may already be done).
+    assert!(matches!(placed["status"].as_str(), Some("Open" | "Complete")), "{placed}");
+    assert!(placed["fulfillment_job"].is_object(), "{placed}");
     let number = placed["number"].as_str().expect("a number");
     let order = when_job_settles(&app, number).await;
     assert_eq!(order["status"], "Complete", "{order}");

@@ -153,7 +153,8 @@ async fn place(http: &reqwest::Client, host: &str, username: &str) -> String {
         .expect("the host answers");
     assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     let order: Value = response.json().await.expect("an order");
-    assert_eq!(order["status"], "Open");
+    // As it stands when the answer is read: a worker may be done already.
+    assert!(matches!(order["status"].as_str(), Some("Open" | "Complete")), "{order}");
     order["number"].as_str().expect("a number").to_string()
 }
 
@@ -422,10 +423,10 @@ async fn connect(database_url: &str) -> sqlx::AnyConnection {
     sqlx::Connection::connect(database_url).await.expect("connect")
 }
 
-/// Every job of the database, one line each, for failure messages.
 /// A job's state and attempts, as read through a LEFT JOIN.
 type JobStateAndAttempts = (Option<String>, Option<i64>);
 
+/// Every job of the database, one line each, for failure messages.
 async fn all_jobs(database_url: &str) -> Vec<String> {
     let mut connection = connect(database_url).await;
     sqlx::query(
@@ -737,4 +738,81 @@ async fn throughput_of_one_host_and_of_three() {
     let one = run_hosts(1, 2_000).await;
     let three = run_hosts(3, 2_000).await;
     println!("three hosts / one host: {:.2}x", three / one);
+}
+
+/// A host that dies between the charge and the order (a fail point aborts
+/// it there) leaves a paid checkout; the next host makes its order from the
+/// checkout's record without charging again, and a replay of the key
+/// returns it. On a SQLite file, and on PostgreSQL when configured.
+async fn a_host_dead_between_charge_and_order_leaves_a_checkout_the_next_host_completes(database_url: String) {
+    let lms = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = write_settings_for(dir.path(), &database_url, &lms, Fulfillment::synchronous(5_000, 1_500));
+    let mut text = std::fs::read_to_string(&settings).expect("settings");
+    text.push_str("\n[orders]\ncheckout_grace_ms = 200\n\n[payments]\ntest_ledger = \"ledger.jsonl\"\n");
+    std::fs::write(&settings, text).expect("settings");
+    let ledger = fulfillment_host::payments::Payments::with_ledger_file(dir.path().join("ledger.jsonl"));
+    let body = json!({
+        "user": {"username": "crash", "email": "crash@example.com"},
+        "basket": [{"sku": "SEAT", "quantity": 1}, {"sku": "DONATION", "quantity": 1}],
+        "total": "59.00",
+        "currency": "USD",
+        "payment": {"processor": "test", "token": "tok_success"},
+    });
+    let http = client();
+
+    let mut first = HostProcess::start_with_env(&settings, &["serve"], &[("FAILPOINTS", "checkout-after-charge=return")]);
+    let first_url = first.url.clone().expect("serve listens");
+    let sent = http
+        .post(format!("{first_url}/api/v1/orders"))
+        .bearer_auth(TOKEN)
+        .header("Idempotency-Key", "crash-1")
+        .json(&body)
+        .send()
+        .await;
+    assert!(sent.is_err(), "the host died before it could answer: {sent:?}");
+    assert!(!first.wait_exit(Duration::from_secs(10)).success(), "the host aborted");
+    let charges = ledger.ledger();
+    assert_eq!(charges.len(), 1, "the processor charged once: {charges:?}");
+    let mut connection = connect(&database_url).await;
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(&mut connection).await.expect("orders");
+    let state: String = sqlx::query_scalar("SELECT state FROM checkouts").fetch_one(&mut connection).await.expect("checkout");
+    assert_eq!((orders, state.as_str()), (0, "pending"), "the charge went through, the order was never stored");
+
+    let second = HostProcess::start(&settings, &["serve"]);
+    let second_url = second.url.clone().expect("serve listens");
+    let (status, order) = send_json(http.post(format!("{second_url}/api/v1/orders")).header("Idempotency-Key", "crash-1").json(&body)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "the replay finds the order made from the record: {order:#}\n{:#?}", all_jobs(&database_url).await);
+    assert_eq!(order["payment"]["reference"], json!(charges[0].reference), "{order:#}");
+    let number = order["number"].as_str().expect("a number").to_string();
+    let order = until_json(&http, &second_url, &format!("/api/v1/orders/{number}"), Duration::from_secs(20), "the order completes", |order| {
+        order["status"] == "Complete"
+    })
+    .await;
+    assert_eq!(order["fulfillment_job"]["state"], "done", "{order:#}");
+    assert_eq!(ledger.ledger().len(), 1, "never charged again");
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payment_sources
+         WHERE EXISTS (SELECT 1 FROM payment_events WHERE payment_source_id = payment_sources.id AND event_type = 'Paid')
+           AND NOT EXISTS (SELECT 1 FROM orders WHERE payment_source_id = payment_sources.id)",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("paid sources");
+    assert_eq!(orphans, 0, "every payment has its order");
+    assert_eq!(lms.fulfillments_for_key(&format!("{number}-1")), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkout_dead_after_its_charge_becomes_an_order_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("orders.db").display());
+    a_host_dead_between_charge_and_order_leaves_a_checkout_the_next_host_completes(url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(no_postgres, ignore = "needs FULFILLMENT_TEST_POSTGRES_URL (scripts/test sets it)")]
+async fn a_checkout_dead_after_its_charge_becomes_an_order_on_postgres() {
+    let url = postgres::postgres_url().expect("FULFILLMENT_TEST_POSTGRES_URL is set");
+    a_host_dead_between_charge_and_order_leaves_a_checkout_the_next_host_completes(postgres::fresh_schema(&url).await).await;
 }

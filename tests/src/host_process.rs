@@ -37,11 +37,17 @@ impl HostProcess {
     /// waits (up to 60 s) until it says where it listens. It logs at `warn`,
     /// or at what `FULFILLMENT_TEST_HOST_LOG` says (`info` to see every call).
     pub fn start(settings: &Path, args: &[&str]) -> HostProcess {
+        HostProcess::start_with_env(settings, args, &[])
+    }
+
+    /// The same with more environment variables (`FAILPOINTS`, say).
+    pub fn start_with_env(settings: &Path, args: &[&str], env: &[(&str, &str)]) -> HostProcess {
         let mut child = Command::new(host_binary())
             .arg("--settings")
             .arg(settings)
             .args(args)
             .env("RUST_LOG", std::env::var("FULFILLMENT_TEST_HOST_LOG").unwrap_or_else(|_| "warn".into()))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -62,6 +68,19 @@ impl HostProcess {
             process.url = line.split("listening on ").nth(1).map(str::to_string);
         }
         process
+    }
+
+    /// Waits (up to `limit`) for the process to end by itself; panics if it
+    /// does not.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for fulfillment-host") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "fulfillment-host did not end within {limit:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The next stderr line that contains `needle`; panics with what the

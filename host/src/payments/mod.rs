@@ -14,6 +14,9 @@
 //!
 //! Credits (refunds) on `test` always succeed, except for a charge made with
 //! `tok_success_refund_error`, whose credits fail with a processor error.
+//! Its ledger lives in memory, or, with `[payments] test_ledger = PATH`, in
+//! a file of JSON lines shared by every process that names it and kept
+//! across restarts, as a real processor keeps its records.
 //!
 //! Every charge and credit carries an idempotency key, as real processors
 //! take one: the same key gives the same receipt and moves money once. The
@@ -21,9 +24,11 @@
 //! calls the processor, and after a crash asks [`Payments::find_charge`]
 //! whether a charge of that key went through.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::model::Money;
+use crate::model::{Currency, Money};
 
 /// Why a charge or a credit did not go through.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,12 +65,109 @@ pub struct LedgerEntry {
 /// The built-in processors.
 #[derive(Debug, Clone, Default)]
 pub struct Payments {
-    ledger: Arc<Mutex<Vec<LedgerEntry>>>,
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+/// The `test` processor's records.
+#[derive(Debug, Default)]
+struct Ledger {
+    entries: Vec<LedgerEntry>,
+    /// Where they are kept, if not only in memory.
+    file: Option<PathBuf>,
+}
+
+/// A ledger entry as a line of the ledger file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LedgerLine {
+    key: String,
+    reference: String,
+    currency: String,
+    minor_units: i64,
+    signed_minor_units: i64,
+}
+
+impl Ledger {
+    /// Reads the entries other processes wrote to the file meanwhile.
+    fn refresh(&mut self) -> Result<(), PaymentError> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => return Err(unavailable(file, &error)),
+        };
+        self.entries = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<LedgerLine>(line).ok())
+            .filter_map(|line| {
+                let currency: Currency = line.currency.parse().ok()?;
+                Some(LedgerEntry {
+                    key: line.key,
+                    reference: line.reference,
+                    amount: Money {
+                        minor_units: line.minor_units,
+                        currency,
+                    },
+                    signed_minor_units: line.signed_minor_units,
+                })
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// Records `entry` (in the file first: an entry that cannot be kept is
+    /// a processor error, and nothing moved).
+    fn push(&mut self, entry: LedgerEntry) -> Result<(), PaymentError> {
+        if let Some(file) = &self.file {
+            let line = LedgerLine {
+                key: entry.key.clone(),
+                reference: entry.reference.clone(),
+                currency: entry.amount.currency.code().to_string(),
+                minor_units: entry.amount.minor_units,
+                signed_minor_units: entry.signed_minor_units,
+            };
+            let mut text = serde_json::to_string(&line).map_err(|error| PaymentError::Processor(error.to_string()))?;
+            text.push('\n');
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .and_then(|mut opened| opened.write_all(text.as_bytes()).and_then(|()| opened.sync_data()));
+            written.map_err(|error| unavailable(file, &error))?;
+        }
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    fn find(&self, key: &str, prefix: &str) -> Option<Receipt> {
+        self.entries
+            .iter()
+            .find(|entry| entry.key == key && entry.reference.starts_with(prefix))
+            .map(|entry| Receipt {
+                reference: entry.reference.clone(),
+            })
+    }
+}
+
+fn unavailable(file: &std::path::Path, error: &std::io::Error) -> PaymentError {
+    PaymentError::Processor(format!("the test processor's ledger {} is unavailable: {error}", file.display()))
 }
 
 impl Payments {
+    /// The processors, with the `test` ledger in memory.
     pub fn new() -> Payments {
         Payments::default()
+    }
+
+    /// The processors, with the `test` ledger kept in `file`.
+    pub fn with_ledger_file(file: PathBuf) -> Payments {
+        Payments {
+            ledger: Arc::new(Mutex::new(Ledger {
+                entries: Vec::new(),
+                file: Some(file),
+            })),
+        }
     }
 
     /// Charges `amount` through `processor` with `token`, once per `key`:
@@ -95,18 +197,17 @@ impl Payments {
                     return Err(PaymentError::Declined(format!("unknown test token `{token}`")));
                 }
                 let mut ledger = self.lock();
-                if let Some(done) = ledger.iter().find(|entry| entry.key == key) {
-                    return Ok(Receipt {
-                        reference: done.reference.clone(),
-                    });
+                ledger.refresh()?;
+                if let Some(done) = ledger.find(key, "test_ch_") {
+                    return Ok(done);
                 }
-                let reference = format!("test_ch_{}_{}", ledger.len() + 1, token);
+                let reference = format!("test_ch_{}_{}", ledger.entries.len() + 1, token);
                 ledger.push(LedgerEntry {
                     key: key.to_string(),
                     reference: reference.clone(),
                     amount,
                     signed_minor_units: amount.minor_units,
-                });
+                })?;
                 Ok(Receipt { reference })
             }
             other => Err(PaymentError::NotAllowed(format!(
@@ -130,18 +231,17 @@ impl Payments {
             }
             "test" => {
                 let mut ledger = self.lock();
-                if let Some(done) = ledger.iter().find(|entry| entry.key == key) {
-                    return Ok(Receipt {
-                        reference: done.reference.clone(),
-                    });
+                ledger.refresh()?;
+                if let Some(done) = ledger.find(key, "test_re_") {
+                    return Ok(done);
                 }
-                let reference = format!("test_re_{}", ledger.len() + 1);
+                let reference = format!("test_re_{}", ledger.entries.len() + 1);
                 ledger.push(LedgerEntry {
                     key: key.to_string(),
                     reference: reference.clone(),
                     amount,
                     signed_minor_units: -amount.minor_units,
-                });
+                })?;
                 Ok(Receipt { reference })
             }
             other => Err(PaymentError::NotAllowed(format!("unknown payment processor `{other}`"))),
@@ -153,23 +253,25 @@ impl Payments {
     pub fn find_charge(&self, processor: &str, key: &str) -> Result<Option<Receipt>, PaymentError> {
         match processor {
             "free" => Ok(None),
-            "test" => Ok(self
-                .lock()
-                .iter()
-                .find(|entry| entry.key == key && entry.reference.starts_with("test_ch_"))
-                .map(|entry| Receipt {
-                    reference: entry.reference.clone(),
-                })),
+            "test" => {
+                let mut ledger = self.lock();
+                ledger.refresh()?;
+                Ok(ledger.find(key, "test_ch_"))
+            }
             other => Err(PaymentError::NotAllowed(format!("unknown payment processor `{other}`"))),
         }
     }
 
     /// Every charge and credit of the `test` processor so far.
     pub fn ledger(&self) -> Vec<LedgerEntry> {
-        self.lock().clone()
+        let mut ledger = self.lock();
+        if let Err(error) = ledger.refresh() {
+            tracing::warn!(%error, "cannot read the test ledger");
+        }
+        ledger.entries.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<LedgerEntry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -412,6 +412,8 @@ impl CheckoutService {
                 return Err(error.into());
             }
         };
+        // Crash tests: the process dies between the charge and the order.
+        fail::fail_point!("checkout-after-charge", |_| std::process::abort());
         let run_here = self.mode == FulfillmentMode::Sync;
         let created = match self.create_order(&mut transaction, &checkout, intent, &receipt, run_here).await {
             // The checkout's job has nothing left to do.

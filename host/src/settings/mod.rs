@@ -22,7 +22,7 @@ pub use fulfillment::{FulfillmentMode, FulfillmentSettings};
 pub use limits::{CircuitBreakerSettings, LoadFailurePolicy, MEMORY_CEILING_BYTES, ModuleLimits, TABLE_CEILING_ELEMENTS};
 pub use module::{ModuleName, ModuleSettings, Sha256Digest};
 pub use service::{
-    ApiSettings, DatabaseSettings, OrderSettings, ProductSettings, Role, ServerSettings, TokenSettings,
+    ApiSettings, DatabaseSettings, OrderSettings, PaymentSettings, ProductSettings, Role, ServerSettings, TokenSettings,
 };
 
 /// The whole settings file.
@@ -37,6 +37,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub orders: OrderSettings,
     pub fulfillment: FulfillmentSettings,
+    pub payments: PaymentSettings,
     pub api: ApiSettings,
     pub products: Vec<ProductSettings>,
 }
@@ -55,6 +56,8 @@ struct SettingsFile {
     orders: OrderSettings,
     #[serde(default)]
     fulfillment: FulfillmentSettings,
+    #[serde(default)]
+    payments: PaymentSettings,
     #[serde(default)]
     api: ApiSettings,
     #[serde(default)]
@@ -116,6 +119,9 @@ impl Settings {
             database,
             orders: file.orders,
             fulfillment: file.fulfillment,
+            payments: PaymentSettings {
+                test_ledger: file.payments.test_ledger.map(|ledger| base.join(ledger)),
+            },
             api: file.api,
             products: file.products,
         })

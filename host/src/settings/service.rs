@@ -107,6 +107,17 @@ fn default_first_number() -> u64 {
     100_001
 }
 
+/// `[payments]`: the built-in processors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// Where the `test` processor keeps its ledger (JSON lines, relative to
+    /// the settings file), so that it survives a restart and is shared by
+    /// every host that names it, as a real processor's records are. In
+    /// memory when unset.
+    pub test_ledger: Option<std::path::PathBuf>,
+}
+
 /// `[api]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
