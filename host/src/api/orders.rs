@@ -12,8 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
 use crate::model::{NoteKind, OrderStatus};
-use crate::services::{OrderSnapshot, PlaceOrder, Placed};
-use crate::storage::OrderFilter;
+use crate::services::{OrderFilter, OrderSnapshot, PlaceOrder, Placed};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -113,7 +112,7 @@ pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
         state: job.state.as_str().to_string(),
         running: job.leased,
         attempts: job.attempts,
-        next_attempt_at: (job.state == crate::storage::JobState::Queued).then(|| rfc3339_ms(job.run_at_ms)),
+        next_attempt_at: (job.state == crate::services::JobState::Queued).then(|| rfc3339_ms(job.run_at_ms)),
         worked_by: job.worked_by,
         last_error: job.last_error,
     });

@@ -11,8 +11,7 @@ use utoipa::ToSchema;
 
 use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
-use crate::services::NewProduct;
-use crate::storage::CatalogProduct;
+use crate::services::{CatalogProduct, NewProduct};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/products", get(list_products).post(upsert_product))

@@ -9,8 +9,7 @@ use utoipa::ToSchema;
 
 use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
-use crate::services::{Processed, RefundAction};
-use crate::storage::RefundRecord;
+use crate::services::{Processed, RefundAction, RefundRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -36,6 +36,10 @@ pub use orders::{OrderQueries, OrderSnapshot};
 pub use refunds::{Processed, RefundAction, RefundService};
 pub use retry_policy::{Next, RetryPolicy};
 
+/// The records the services hand out, as storage reads them: the API sees
+/// them through here, never through `storage`.
+pub use crate::storage::{CatalogProduct, JobRecord, JobState, OrderFilter, PaymentRecord, RefundRecord, StoredOrder};
+
 use crate::payments::Payments;
 use crate::queue::JobQueue;
 use crate::runtime::Runtime;

@@ -233,18 +233,21 @@ pub async fn claim_due_job(
         .bind(lease_ms)
         .fetch_optional(&mut *connection)
         .await?;
-    row.map(|row| {
-        let kind: String = row.try_get("kind")?;
-        Ok(ClaimedJob {
-            id: row.try_get("id")?,
-            kind: JobKind::parse(&kind)?,
-            subject_id: row.try_get("subject_id")?,
-            order_number: row.try_get("order_number")?,
-            attempts: attempts(row.try_get("attempts")?),
-            lease: owner.to_string(),
-        })
+    row.map(|row| claimed(&row, owner)).transpose()
+}
+
+/// The job a claim's `RETURNING id, kind, subject_id, order_number,
+/// attempts` row names, leased with the token `owner`.
+fn claimed(row: &sqlx::any::AnyRow, owner: &str) -> Result<ClaimedJob, StorageError> {
+    let kind: String = row.try_get("kind")?;
+    Ok(ClaimedJob {
+        id: row.try_get("id")?,
+        kind: JobKind::parse(&kind)?,
+        subject_id: row.try_get("subject_id")?,
+        order_number: row.try_get("order_number")?,
+        attempts: attempts(row.try_get("attempts")?),
+        lease: owner.to_string(),
     })
-    .transpose()
 }
 
 /// Takes the lease of job `id` with the token `owner` if nobody holds it,
@@ -269,18 +272,7 @@ pub async fn lease_job(
         .bind(id)
         .fetch_optional(&mut *connection)
         .await?;
-    row.map(|row| {
-        let kind: String = row.try_get("kind")?;
-        Ok(ClaimedJob {
-            id: row.try_get("id")?,
-            kind: JobKind::parse(&kind)?,
-            subject_id: row.try_get("subject_id")?,
-            order_number: row.try_get("order_number")?,
-            attempts: attempts(row.try_get("attempts")?),
-            lease: owner.to_string(),
-        })
-    })
-    .transpose()
+    row.map(|row| claimed(&row, owner)).transpose()
 }
 
 /// Extends `owner`'s lease of job `id` by `lease_ms`; false when it is no

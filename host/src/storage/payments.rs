@@ -62,8 +62,15 @@ pub async fn insert_payment_event(
     Ok(())
 }
 
+/// A payment with what was refunded of it (the `Refunded` events).
+const PAYMENT_SELECT: &str = "SELECT id, processor, reference, amount_minor,
+        CAST(COALESCE((SELECT SUM(amount_minor) FROM payment_events
+                       WHERE payment_source_id = payment_sources.id AND event_type = 'Refunded'), 0)
+             AS BIGINT) AS refunded_minor
+    FROM payment_sources";
+
 /// An order's payment as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PaymentRecord {
     pub id: i64,
     pub processor: String,
@@ -75,23 +82,13 @@ pub struct PaymentRecord {
 
 /// The payment of an order, if it has one.
 pub async fn payment_for_order(connection: &mut AnyConnection, payment_source_id: i64) -> Result<PaymentRecord, StorageError> {
-    let row = sqlx::query(
-        "SELECT id, processor, reference, amount_minor,
-                CAST(COALESCE((SELECT SUM(amount_minor) FROM payment_events
-                               WHERE payment_source_id = payment_sources.id AND event_type = 'Refunded'), 0)
-                     AS BIGINT) AS refunded
-         FROM payment_sources WHERE id = $1",
+    let row: PaymentRecord = sqlx::query_as(
+        &format!("{PAYMENT_SELECT} WHERE id = $1"),
     )
     .bind(payment_source_id)
     .fetch_one(&mut *connection)
     .await?;
-    Ok(PaymentRecord {
-        id: row.try_get("id")?,
-        processor: row.try_get("processor")?,
-        reference: row.try_get("reference")?,
-        amount_minor: row.try_get("amount_minor")?,
-        refunded_minor: row.try_get("refunded")?,
-    })
+    Ok(row)
 }
 
 /// The payments `ids`, by id: one query, however many.
@@ -101,30 +98,13 @@ pub async fn payments_by_ids(connection: &mut AnyConnection, ids: &[i64]) -> Res
     }
     let list: Vec<String> = (1..=ids.len()).map(|index| format!("${index}")).collect();
     let sql = format!(
-        "SELECT id, processor, reference, amount_minor,
-                CAST(COALESCE((SELECT SUM(amount_minor) FROM payment_events
-                               WHERE payment_source_id = payment_sources.id AND event_type = 'Refunded'), 0)
-                     AS BIGINT) AS refunded
-         FROM payment_sources WHERE id IN ({})",
+        "{PAYMENT_SELECT} WHERE id IN ({})",
         list.join(", ")
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query_as::<_, PaymentRecord>(&sql);
     for id in ids {
         query = query.bind(*id);
     }
-    query
-        .fetch_all(&mut *connection)
-        .await?
-        .iter()
-        .map(|row| {
-            let payment = PaymentRecord {
-                id: row.try_get("id")?,
-                processor: row.try_get("processor")?,
-                reference: row.try_get("reference")?,
-                amount_minor: row.try_get("amount_minor")?,
-                refunded_minor: row.try_get("refunded")?,
-            };
-            Ok((payment.id, payment))
-        })
-        .collect()
+    let payments = query.fetch_all(&mut *connection).await?;
+    Ok(payments.into_iter().map(|payment| (payment.id, payment)).collect())
 }
