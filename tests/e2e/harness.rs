@@ -199,6 +199,43 @@ role = "checkout"
         }
     }
 
+    /// The test processor's charges whose checkout did not become an
+    /// order, once no checkout is left to complete (running the due jobs
+    /// meanwhile; fails after 20 s): must be none. It asks the processor,
+    /// not our own records.
+    pub(crate) async fn charges_without_order(&self) -> Vec<String> {
+        let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(&self.database_url).await.expect("connect");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            self.run_due_jobs().await;
+            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'checkout' AND state = 'queued'")
+                .fetch_one(&mut connection)
+                .await
+                .expect("count checkout jobs");
+            if left == 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{left} checkouts were never completed");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let mut stranded = Vec::new();
+        for charge in self.payments.ledger().iter().filter(|entry| entry.reference.starts_with("test_ch_")) {
+            let id: i64 = charge.key.trim_start_matches("checkout-").parse().expect("a checkout's charge key");
+            let ordered: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM checkouts JOIN orders ON orders.number = checkouts.order_number
+                 WHERE checkouts.id = $1 AND checkouts.state = 'ordered' AND orders.payment_source_id = checkouts.payment_source_id",
+            )
+            .bind(id)
+            .fetch_one(&mut connection)
+            .await
+            .expect("the charge's checkout");
+            if ordered != 1 {
+                stranded.push(charge.reference.clone());
+            }
+        }
+        stranded
+    }
+
     pub(crate) fn charges(&self) -> usize {
         self.payments.ledger().iter().filter(|entry| entry.signed_minor_units > 0).count()
     }

@@ -804,6 +804,7 @@ async fn a_host_dead_between_charge_and_order_leaves_a_checkout_the_next_host_co
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs the host's fail points: --features fulfillment-tests/failpoints (scripts/test sets it)")]
 async fn a_checkout_dead_after_its_charge_becomes_an_order_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("orders.db").display());
@@ -811,7 +812,10 @@ async fn a_checkout_dead_after_its_charge_becomes_an_order_on_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[cfg_attr(no_postgres, ignore = "needs FULFILLMENT_TEST_POSTGRES_URL (scripts/test sets it)")]
+#[cfg_attr(
+    any(no_postgres, not(feature = "failpoints")),
+    ignore = "needs FULFILLMENT_TEST_POSTGRES_URL and the host's fail points (scripts/test sets both)"
+)]
 async fn a_checkout_dead_after_its_charge_becomes_an_order_on_postgres() {
     let url = postgres::postgres_url().expect("FULFILLMENT_TEST_POSTGRES_URL is set");
     a_host_dead_between_charge_and_order_leaves_a_checkout_the_next_host_completes(postgres::fresh_schema(&url).await).await;

@@ -22,6 +22,8 @@ CREATE TABLE checkouts (
     state             TEXT NOT NULL,
     order_number      TEXT,
     failure           TEXT,
+    -- the key a checkout that moved no money gave back (see reopening)
+    given_up_key      TEXT,
     created_at        BIGINT NOT NULL,
     updated_at        BIGINT NOT NULL
 );

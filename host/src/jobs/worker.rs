@@ -54,8 +54,12 @@ impl Workers {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         let grace = self.services.settings.shutdown_grace();
+        let executor = self.services.executor.clone();
         let finished = tokio::time::timeout(grace, async {
             while self.tasks.join_next().await.is_some() {}
+            // And the jobs that requests started (sync fulfillment, refunds,
+            // staff retries), which run on after their answers.
+            executor.started_jobs_ended().await;
         })
         .await;
         if finished.is_err() {

@@ -13,7 +13,7 @@
 //! | `tok_error` | processor error |
 //!
 //! Credits (refunds) on `test` always succeed, except for a charge made with
-//! `tok_success_refund_error`, whose credits fail with a processor error.
+//! `tok_success_refund_error`, whose credits are refused (declined).
 //! Its ledger lives in memory, or, with `[payments] test_ledger = PATH`, in
 //! a file of JSON lines shared by every process that names it and kept
 //! across restarts, as a real processor keeps its records.
@@ -227,7 +227,7 @@ impl Payments {
                 reference: "free".to_string(),
             }),
             "test" if charge_reference.ends_with("tok_success_refund_error") => {
-                Err(PaymentError::Processor("the test processor refuses this credit".into()))
+                Err(PaymentError::Declined("the test processor refuses this credit".into()))
             }
             "test" => {
                 let mut ledger = self.lock();

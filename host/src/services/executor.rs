@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use super::checkout::CheckoutService;
 use super::fulfillment::{AttemptBy, FulfillmentService};
@@ -42,6 +43,8 @@ pub struct Executor {
     refunds: RefundService,
     /// The backoff of runs that failed.
     retry: RetryPolicy,
+    /// The jobs started for requests, so that a shutdown waits for them.
+    started: TaskTracker,
 }
 
 impl Executor {
@@ -58,6 +61,7 @@ impl Executor {
             fulfillment,
             refunds,
             retry,
+            started: TaskTracker::new(),
         }
     }
 
@@ -73,7 +77,15 @@ impl Executor {
     /// Starts a staff retry of a `fulfill` job (leased to this host).
     pub fn start_as(&self, job: ClaimedJob, by: AttemptBy) -> Running {
         let executor = self.clone();
-        Running(tokio::spawn(async move { executor.run(&job, by).await }))
+        Running(self.started.spawn(async move { executor.run(&job, by).await }))
+    }
+
+    /// Waits for the jobs started for requests to end (bounded by the
+    /// caller): a shutdown lets them finish before it releases this host's
+    /// leases.
+    pub async fn started_jobs_ended(&self) {
+        self.started.close();
+        self.started.wait().await;
     }
 
     /// Claims the job due first and runs it to its end; false when none was

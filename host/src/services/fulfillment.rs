@@ -139,15 +139,23 @@ impl FulfillmentService {
             )));
         };
         // Read again under the lease: a worker may have finished meanwhile.
-        let stored = storage::load_order(&mut connection, number)
-            .await?
-            .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
-        if let Err(error) = require_fulfillable(&stored) {
-            drop(connection);
-            self.queue.release(&claimed).await;
-            return Err(error);
+        let reread = async {
+            let stored = storage::load_order(&mut connection, number)
+                .await?
+                .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
+            require_fulfillable(&stored)?;
+            let job = storage::job_of(&mut connection, self.db.backend(), JobKind::Fulfill, stored.id)
+                .await?
+                .ok_or_else(|| OrderError::NotFound(format!("the fulfillment job of order {number}")))?;
+            Ok::<_, OrderError>(job.state)
+        };
+        match reread.await {
+            Ok(prior) => Ok((claimed, AttemptBy::Staff { prior })),
+            Err(error) => {
+                self.queue.release(&claimed).await;
+                Err(error)
+            }
         }
-        Ok((claimed, AttemptBy::Staff { prior: job.state }))
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::OrderError;
 use crate::dispatch;
 use crate::model::{LineId, Money, OrderStatus, RefundLineStatus, RefundStatus};
-use crate::payments::Payments;
+use crate::payments::{PaymentError, Payments};
 use crate::queue::JobQueue;
 use crate::runtime::{RevokeResult, Runtime};
 use crate::storage::{
@@ -310,8 +310,15 @@ impl RefundService {
                 refund.status.transition(RefundStatus::PaymentRefunded)?;
                 false
             }
+            // The processor may have credited before it failed: the credit
+            // stays intended, and the job asks again with the same key.
+            Err(error @ PaymentError::Processor(_)) => {
+                transaction.rollback().await?;
+                return Err(error.into());
+            }
+            // Refused: nothing moved.
             Err(error) => {
-                tracing::warn!(refund = refund.id, %error, "credit failed");
+                tracing::warn!(refund = refund.id, %error, "credit refused");
                 refund.credit = CreditState::Failed;
                 refund.status.transition(RefundStatus::PaymentRefundError)?;
                 true

@@ -184,7 +184,9 @@ pub async fn mark_checkout_unpaid(
     failure: &str,
 ) -> Result<(), StorageError> {
     sqlx::query(
-        "UPDATE checkouts SET state = $1, failure = $2, idempotency_key = NULL, updated_at = $3 WHERE id = $4",
+        "UPDATE checkouts SET state = $1, failure = $2, given_up_key = idempotency_key, idempotency_key = NULL,
+             updated_at = $3
+         WHERE id = $4",
     )
     .bind(state.as_str())
     .bind(failure)
@@ -196,10 +198,17 @@ pub async fn mark_checkout_unpaid(
 }
 
 /// Makes checkout `id` pending again if it was abandoned (its request
-/// learned that its charge went through after all); its key stays given
-/// up. True when it was abandoned.
+/// learned that its charge went through after all), with the key it gave
+/// up unless another checkout took it meanwhile. True when it was
+/// abandoned.
 pub async fn reopen_abandoned_checkout(connection: &mut AnyConnection, id: i64) -> Result<bool, StorageError> {
-    let result = sqlx::query("UPDATE checkouts SET state = 'pending', updated_at = $1 WHERE id = $2 AND state = 'abandoned'")
+    let result = sqlx::query(
+        "UPDATE checkouts SET state = 'pending', updated_at = $1,
+             idempotency_key = CASE WHEN given_up_key IS NOT NULL AND NOT EXISTS
+                 (SELECT 1 FROM checkouts AS other WHERE other.idempotency_key = checkouts.given_up_key)
+                 THEN given_up_key END
+         WHERE id = $2 AND state = 'abandoned'",
+    )
         .bind(now_ms())
         .bind(id)
         .execute(&mut *connection)
