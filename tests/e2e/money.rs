@@ -60,6 +60,9 @@ async fn bad_input_is_refused_before_any_charge_naming_the_field(db: Db) {
         (with(&|body| body["billing_address"] = json!({"line1": "x".repeat(5_000)})), "billing_address"),
         (with(&|body| body["basket"][0]["quantity"] = json!(1_001)), "basket[0].quantity"),
         (with(&|body| body["basket"] = json!(vec![json!({"sku": "DONATION", "quantity": 1}); 7_000])), "basket"),
+        // A processor that cannot take the payment.
+        (with(&|body| body["payment"]["processor"] = json!("cash")), "payment.processor"),
+        (with(&|body| body["payment"]["processor"] = json!("free")), "payment.processor"),
     ];
     for (body, field) in &cases {
         let (status, answer) = app.place(body, None).await;

@@ -170,6 +170,20 @@ impl Payments {
         }
     }
 
+    /// Whether `processor` can take a charge of `amount` at all: checked
+    /// before anything is recorded, so that a wrong processor is a plain 422.
+    pub fn accepts(&self, processor: &str, amount: Money) -> Result<(), PaymentError> {
+        match processor {
+            "free" if amount.minor_units != 0 => Err(PaymentError::NotAllowed(format!(
+                "processor `free` takes only a total of 0, not {amount}"
+            ))),
+            "free" | "test" => Ok(()),
+            other => Err(PaymentError::NotAllowed(format!(
+                "unknown payment processor `{other}`: use `test` or `free`"
+            ))),
+        }
+    }
+
     /// Charges `amount` through `processor` with `token`, once per `key`:
     /// a repeated key gives the first charge's receipt.
     pub fn charge(&self, processor: &str, token: &str, amount: Money, key: &str) -> Result<Receipt, PaymentError> {

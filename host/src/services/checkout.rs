@@ -178,6 +178,7 @@ impl CheckoutService {
             currency,
         };
         let processor = input.payment.processor;
+        self.payments.accepts(&processor, total).map_err(|error| OrderError::invalid("payment.processor", error.to_string()))?;
         let checkout_id = loop {
             match self.record(&intent, &request_hash, &processor, total, idempotency_key).await? {
                 Recorded::New(id) => break id,
