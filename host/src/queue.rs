@@ -73,7 +73,7 @@ impl JobQueue {
     }
 
     /// Queues a job in the caller's transaction, leased to this host from
-    /// the start, to run at once here ([`crate::services::Executor`]). If
+    /// the start, to run at once here (by the services' `Executor`). If
     /// this host dies before it is done, the lease runs out and any host's
     /// worker takes it.
     pub async fn enqueue_leased(

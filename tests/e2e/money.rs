@@ -21,6 +21,7 @@ on_both_databases!(
     large_baskets_never_leave_a_payment_without_an_order,
     a_refund_whose_credit_was_asked_for_cannot_be_denied,
     a_page_of_orders_reads_each_order_with_its_payment_and_job,
+    a_credit_never_exceeds_what_is_left_of_the_payment,
 );
 
 /// A host whose requests wait at most 300 ms for the work they start.
@@ -299,4 +300,26 @@ async fn a_page_of_orders_reads_each_order_with_its_payment_and_job(db: Db) {
         assert_eq!(order["fulfillment_job"]["state"], "done", "{order}");
         assert_eq!(order["lines"].as_array().map(Vec::len), Some(2), "{order}");
     }
+}
+
+async fn a_credit_never_exceeds_what_is_left_of_the_payment(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let id = refund_of_the_seat(&app).await;
+    // As if 20.00 of the 59.00 payment had been refunded outside this refund.
+    let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(&app.database_url).await.expect("connect");
+    sqlx::query(
+        "INSERT INTO payment_events (payment_source_id, event_type, amount_minor, reference, created_at)
+         SELECT payment_source_id, 'Refunded', 2000, 'elsewhere', 0 FROM orders WHERE number = 'EDX-100001'",
+    )
+    .execute(&mut connection)
+    .await
+    .expect("record an earlier credit");
+    let (status, body) = app.put(&format!("/refunds/{id}/process"), Some(json!({"action": "approve"})), ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(message, format!("refund {id} would credit 49.00, but only 39.00 of the payment of 59.00 is left to refund"));
+    let credits = app.payments.ledger().iter().filter(|entry| entry.signed_minor_units < 0).count();
+    assert_eq!(credits, 0, "nothing was credited");
+    let (_, refund) = app.get(&format!("/refunds/{id}"), ADMIN_TOKEN).await;
+    assert_eq!((&refund["status"], &refund["credit"]), (&json!("Open"), &json!("none")), "{refund}");
 }
