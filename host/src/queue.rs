@@ -115,8 +115,17 @@ impl JobQueue {
     /// Takes the lease of the next due job, if there is one, counting an
     /// attempt of it.
     pub async fn claim(&self) -> Result<Option<ClaimedJob>, StorageError> {
-        let mut connection = self.db.pool().acquire().await?;
-        storage::claim_due_job(&mut connection, self.db.backend(), &self.new_token(), self.lease_ms()).await
+        // A read first: an idle worker's poll takes no write lock.
+        {
+            let mut connection = self.db.pool().acquire().await?;
+            if !storage::any_job_due(&mut connection, self.db.backend()).await? {
+                return Ok(None);
+            }
+        }
+        let mut transaction = self.db.begin_write().await?;
+        let claimed = storage::claim_due_job(&mut transaction, self.db.backend(), &self.new_token(), self.lease_ms()).await?;
+        transaction.commit().await?;
+        Ok(claimed)
     }
 
     /// Takes the lease of job `id` if nobody holds it, in the caller's

@@ -179,9 +179,9 @@ impl CheckoutService {
         };
         let processor = input.payment.processor;
         self.payments.accepts(&processor, total).map_err(|error| OrderError::invalid("payment.processor", error.to_string()))?;
-        let checkout_id = loop {
+        let checkout = loop {
             match self.record(&intent, &request_hash, &processor, total, idempotency_key).await? {
-                Recorded::New(id) => break id,
+                Recorded::New(checkout) => break checkout,
                 Recorded::Existing(existing) => {
                     if let Some(order) = self.replay(existing, &request_hash).await? {
                         return Ok(Placed::Replayed(order));
@@ -191,7 +191,7 @@ impl CheckoutService {
                 }
             }
         };
-        self.charge_and_create(checkout_id, &intent, &processor, &input.payment.token, total).await
+        self.charge_and_create(&checkout, &intent, &input.payment.token, total).await
     }
 
     /// Checks the basket against the catalog and the client's total.
@@ -308,7 +308,19 @@ impl CheckoutService {
         let grace = Duration::from_millis(self.settings.checkout_grace_ms);
         self.queue.enqueue(&mut transaction, JobKind::Checkout, id, None, grace).await?;
         transaction.commit().await?;
-        Ok(Recorded::New(id))
+        Ok(Recorded::New(CheckoutRecord {
+            id,
+            idempotency_key: idempotency_key.map(str::to_string),
+            request_hash: request_hash.to_string(),
+            request,
+            processor: processor.to_string(),
+            amount_minor: total.minor_units,
+            currency: total.currency.code().to_string(),
+            payment_source_id: source_id,
+            state: CheckoutState::Pending,
+            order_number: None,
+            failure: None,
+        }))
     }
 
     /// The order an earlier checkout with the same key made, waiting for
@@ -355,12 +367,12 @@ impl CheckoutService {
     /// transaction.
     async fn charge_and_create(
         &self,
-        checkout_id: i64,
+        checkout: &CheckoutRecord,
         intent: &CheckoutIntent,
-        processor: &str,
         token: &str,
         total: Money,
     ) -> Result<Placed, OrderError> {
+        let (checkout_id, processor) = (checkout.id, checkout.processor.as_str());
         // What the order insert needs is taken before any money moves: a
         // connection, and the checkout's lock (SQLite's write lock).
         let mut transaction = self.db.begin_write().await.map_err(nothing_charged)?;
@@ -369,10 +381,6 @@ impl CheckoutService {
                 "checkout {checkout_id} was completed or abandoned by the host's recovery meanwhile; nothing was charged by this request"
             )));
         }
-        let checkout = storage::load_checkout(&mut transaction, checkout_id)
-            .await
-            .map_err(nothing_charged)?
-            .ok_or_else(|| OrderError::NotFound(format!("checkout {checkout_id}")))?;
         let key = charge_key(checkout_id);
         let charged = match self.payments.charge(processor, token, total, &key) {
             // A processor failure may come after the money moved (a time-out
@@ -416,7 +424,7 @@ impl CheckoutService {
         // Crash tests: the process dies between the charge and the order.
         fail::fail_point!("checkout-after-charge", |_| std::process::abort());
         let run_here = self.mode == FulfillmentMode::Sync;
-        let created = match self.create_order(&mut transaction, &checkout, intent, &receipt, run_here).await {
+        let created = match self.create_order(&mut transaction, checkout, intent, &receipt, run_here).await {
             // The checkout's job has nothing left to do.
             Ok(created) => self.queue.complete(&mut transaction, JobKind::Checkout, checkout_id).await.map(|()| created),
             Err(error) => Err(error),
@@ -608,7 +616,8 @@ fn charge_key(id: i64) -> String {
 }
 
 enum Recorded {
-    New(i64),
+    /// Recorded now, as stored.
+    New(CheckoutRecord),
     Existing(CheckoutRecord),
 }
 

@@ -381,7 +381,7 @@ impl RefundService {
     /// this host's.
     async fn finish(
         &self,
-        mut transaction: sqlx::Transaction<'static, sqlx::Any>,
+        mut transaction: storage::WriteTransaction,
         job: &ClaimedJob,
         state: JobState,
         last_error: Option<String>,

@@ -201,6 +201,16 @@ pub async fn insert_job(connection: &mut AnyConnection, backend: Backend, job: &
     Ok(row.try_get("id")?)
 }
 
+/// Whether a job is due and not leased (a read: no write lock).
+pub async fn any_job_due(connection: &mut AnyConnection, backend: Backend) -> Result<bool, StorageError> {
+    let now = backend.now_ms();
+    let query = format!(
+        "SELECT id FROM jobs
+         WHERE state = 'queued' AND run_at <= {now} AND (lease_until IS NULL OR lease_until < {now}) LIMIT 1"
+    );
+    Ok(sqlx::query(&query).fetch_optional(&mut *connection).await?.is_some())
+}
+
 /// Takes the lease of the job due first, if any, with the token `owner`
 /// for `lease_ms`, counting an attempt of it.
 pub async fn claim_due_job(

@@ -16,6 +16,7 @@ mod products;
 mod refunds;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -27,7 +28,7 @@ pub use checkouts::{
 };
 pub use error::StorageError;
 pub use jobs::{
-    ClaimedJob, JobKind, JobRecord, JobState, JobUpdate, NewJob, claim_due_job, complete_job_of, count_jobs, finish_job,
+    ClaimedJob, JobKind, JobRecord, JobState, JobUpdate, NewJob, any_job_due, claim_due_job, complete_job_of, count_jobs, finish_job,
     insert_job, job_of, jobs_of, lease_job, make_job_due_now, postpone_job, release_lease, release_leases_of, renew_lease, requeue_job,
 };
 pub use orders::{
@@ -70,6 +71,42 @@ impl Backend {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: this process's writers take turns here (SQLite runs one
+    /// write transaction at a time anyway).
+    writers: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A transaction that writes (see [`Database::begin_write`]); it is the
+/// transaction, and holds the process's writer turn on SQLite until it
+/// ends.
+#[derive(Debug)]
+pub struct WriteTransaction {
+    transaction: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTransaction {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.transaction.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.transaction.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTransaction {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.transaction
+    }
+}
+
+impl std::ops::DerefMut for WriteTransaction {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.transaction
+    }
 }
 
 impl Database {
@@ -112,7 +149,11 @@ impl Database {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        Ok(Database { pool, backend })
+        Ok(Database {
+            pool,
+            backend,
+            writers: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -134,14 +175,26 @@ impl Database {
         }
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write
-    /// lock at once (`BEGIN IMMEDIATE`, waiting up to the busy time-out): a
+    /// Begins a transaction that will write. On SQLite it first waits its
+    /// turn among this process's writers (in order, without the busy
+    /// handler's sleeps), then takes the write lock at once (`BEGIN
+    /// IMMEDIATE`, waiting up to the busy time-out for other processes): a
     /// transaction that read first and then tried to write would fail at
     /// once if another wrote meanwhile.
-    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    pub async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => {
+                let turn = self.writers.clone().lock_owned().await;
+                let transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTransaction {
+                    transaction,
+                    _turn: Some(turn),
+                })
+            }
+            Backend::Postgres => Ok(WriteTransaction {
+                transaction: self.pool.begin().await?,
+                _turn: None,
+            }),
         }
     }
 
