@@ -208,3 +208,59 @@ impl Database {
 pub(crate) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::SQLITE_MIGRATIONS;
+
+    /// A database made before migration 0003 keeps replaying its keys and
+    /// gets a job for every order: a key that was declined and then paid
+    /// (two payment sources with the same key) gives one checkout, of the
+    /// paid source; an order left Open by a dropped request is queued.
+    #[tokio::test]
+    async fn migration_3_keeps_the_keys_and_queues_open_orders() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let mut connection = sqlx::AnyConnection::connect(&url).await.expect("connect");
+        let [first, second, third] = [1, 2, 3].map(|version| {
+            SQLITE_MIGRATIONS.iter().find(|migration| migration.version == version).expect("migration")
+        });
+        for migration in [first, second] {
+            sqlx::raw_sql(&migration.sql).execute(&mut connection).await.expect("old migration");
+        }
+        sqlx::raw_sql(
+            "INSERT INTO payment_sources (id, processor, reference, amount_minor, currency, idempotency_key, created_at)
+                 VALUES (1, 'test', 'pending', 5900, 'USD', 'k-1', 0), (2, 'test', 'test_ch_1', 5900, 'USD', 'k-1', 0),
+                        (3, 'test', 'test_ch_2', 1000, 'USD', NULL, 0);
+             INSERT INTO orders (id, number, username, email, date_placed, currency, total_minor, shipping_method,
+                     shipping_minor, billing_address, email_opt_in, basket_attributes, status, payment_source_id, created_at)
+                 VALUES (1, 'EDX-1', 'a', 'a@example.com', '2026-01-01T00:00:00Z', 'USD', 5900, 'x', 0, '{}', 0, '{}',
+                         'Complete', 2, 0),
+                        (2, 'EDX-2', 'b', 'b@example.com', '2026-01-01T00:00:00Z', 'USD', 1000, 'x', 0, '{}', 0, '{}',
+                         'Open', 3, 0);
+             INSERT INTO idempotency_keys (key, request_hash, order_number, created_at) VALUES ('k-1', 'h', 'EDX-1', 0);",
+        )
+        .execute(&mut connection)
+        .await
+        .expect("old rows");
+        sqlx::raw_sql(&third.sql).execute(&mut connection).await.expect("migration 3 applies");
+
+        let checkouts: Vec<(String, i64, String, Option<String>)> =
+            sqlx::query_as("SELECT idempotency_key, payment_source_id, state, order_number FROM checkouts")
+                .fetch_all(&mut connection)
+                .await
+                .expect("checkouts");
+        assert_eq!(checkouts, [("k-1".to_string(), 2, "ordered".to_string(), Some("EDX-1".to_string()))]);
+        let jobs: Vec<(String, i64, String)> = sqlx::query_as("SELECT kind, subject_id, state FROM jobs ORDER BY subject_id")
+            .fetch_all(&mut connection)
+            .await
+            .expect("jobs");
+        assert_eq!(
+            jobs,
+            [("fulfill".to_string(), 1, "done".to_string()), ("fulfill".to_string(), 2, "queued".to_string())]
+        );
+    }
+}
