@@ -9,7 +9,7 @@ use crate::model::{NoteKind, Order, OrderNote, OrderStatus};
 use crate::queue::JobQueue;
 use crate::runtime::Runtime;
 use crate::settings::{FulfillmentMode, FulfillmentSettings};
-use crate::storage::{self, AttemptLog, ClaimedJob, Database, JobKind, JobState, JobUpdate, StoredOrder};
+use crate::storage::{self, AttemptLog, ClaimedJob, Database, JobKind, JobRecord, JobState, JobUpdate, StoredOrder};
 use std::sync::Arc;
 
 /// Who asked for an attempt.
@@ -126,36 +126,31 @@ impl FulfillmentService {
     /// a worker of any host holds (409).
     pub async fn lease_for_retry(&self, number: &str) -> Result<(ClaimedJob, AttemptBy), OrderError> {
         let mut connection = self.db.pool().acquire().await?;
-        let stored = storage::load_order(&mut connection, number)
-            .await?
-            .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
-        require_fulfillable(&stored)?;
-        let job = storage::job_of(&mut connection, self.db.backend(), JobKind::Fulfill, stored.id)
-            .await?
-            .ok_or_else(|| OrderError::NotFound(format!("the fulfillment job of order {number}")))?;
+        let job = self.fulfillable_order_job(&mut connection, number).await?;
         let Some(claimed) = self.queue.lease(&mut connection, job.id).await? else {
             return Err(OrderError::Conflict(format!(
                 "order {number} is being fulfilled right now; retry when it is done"
             )));
         };
         // Read again under the lease: a worker may have finished meanwhile.
-        let reread = async {
-            let stored = storage::load_order(&mut connection, number)
-                .await?
-                .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
-            require_fulfillable(&stored)?;
-            let job = storage::job_of(&mut connection, self.db.backend(), JobKind::Fulfill, stored.id)
-                .await?
-                .ok_or_else(|| OrderError::NotFound(format!("the fulfillment job of order {number}")))?;
-            Ok::<_, OrderError>(job.state)
-        };
-        match reread.await {
-            Ok(prior) => Ok((claimed, AttemptBy::Staff { prior })),
+        match self.fulfillable_order_job(&mut connection, number).await {
+            Ok(job) => Ok((claimed, AttemptBy::Staff { prior: job.state })),
             Err(error) => {
                 self.queue.release(&claimed).await;
                 Err(error)
             }
         }
+    }
+
+    /// The fulfillment job of order `number`, if the order is fulfillable.
+    async fn fulfillable_order_job(&self, connection: &mut sqlx::AnyConnection, number: &str) -> Result<JobRecord, OrderError> {
+        let stored = storage::load_order(connection, number)
+            .await?
+            .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
+        require_fulfillable(&stored)?;
+        storage::job_of(connection, self.db.backend(), JobKind::Fulfill, stored.id)
+            .await?
+            .ok_or_else(|| OrderError::NotFound(format!("the fulfillment job of order {number}")))
     }
 }
 

@@ -423,6 +423,16 @@ pub async fn release_lease(connection: &mut AnyConnection, id: i64, owner: &str)
     Ok(())
 }
 
+/// The columns of a [`JobRow`], with whether a lease is held now.
+fn job_select(backend: Backend) -> String {
+    let now = backend.now_ms();
+    format!(
+        "SELECT id, kind, subject_id, order_number, state, attempts, run_at, last_error, worked_by,
+                CAST(CASE WHEN lease_until IS NOT NULL AND lease_until >= {now} THEN 1 ELSE 0 END AS BIGINT) AS leased
+         FROM jobs"
+    )
+}
+
 /// The job (`kind`, `subject_id`), if there is one.
 pub async fn job_of(
     connection: &mut AnyConnection,
@@ -430,12 +440,7 @@ pub async fn job_of(
     kind: JobKind,
     subject_id: i64,
 ) -> Result<Option<JobRecord>, StorageError> {
-    let now = backend.now_ms();
-    let query = format!(
-        "SELECT id, kind, subject_id, order_number, state, attempts, run_at, last_error, worked_by,
-                CAST(CASE WHEN lease_until IS NOT NULL AND lease_until >= {now} THEN 1 ELSE 0 END AS BIGINT) AS leased
-         FROM jobs WHERE kind = $1 AND subject_id = $2"
-    );
+    let query = format!("{} WHERE kind = $1 AND subject_id = $2", job_select(backend));
     let row: Option<JobRow> = sqlx::query_as(&query)
         .bind(kind.as_str())
         .bind(subject_id)
@@ -455,14 +460,8 @@ pub async fn jobs_of(
     if subject_ids.is_empty() {
         return Ok(std::collections::HashMap::new());
     }
-    let now = backend.now_ms();
     let list: Vec<String> = (2..subject_ids.len() + 2).map(|index| format!("${index}")).collect();
-    let query = format!(
-        "SELECT id, kind, subject_id, order_number, state, attempts, run_at, last_error, worked_by,
-                CAST(CASE WHEN lease_until IS NOT NULL AND lease_until >= {now} THEN 1 ELSE 0 END AS BIGINT) AS leased
-         FROM jobs WHERE kind = $1 AND subject_id IN ({})",
-        list.join(", ")
-    );
+    let query = format!("{} WHERE kind = $1 AND subject_id IN ({})", job_select(backend), list.join(", "));
     let mut query = sqlx::query_as::<_, JobRow>(&query).bind(kind.as_str());
     for id in subject_ids {
         query = query.bind(*id);
