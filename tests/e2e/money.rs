@@ -86,6 +86,12 @@ async fn bad_input_is_refused_before_any_charge_naming_the_field(db: Db) {
     assert_eq!(schema["BasketLine"]["properties"]["quantity"]["maximum"], 1000, "{}", schema["BasketLine"]);
     assert_eq!(schema["PaymentInput"]["properties"]["token"]["maxLength"], 255, "{}", schema["PaymentInput"]);
     assert!(schema["PlaceOrder"]["properties"]["shipping_charge"]["pattern"].is_string(), "{}", schema["PlaceOrder"]);
+    let key = document["paths"]["/api/v1/orders"]["post"]["parameters"]
+        .as_array()
+        .and_then(|parameters| parameters.iter().find(|parameter| parameter["name"] == "Idempotency-Key"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(key["schema"]["maxLength"], 255, "{key}");
 }
 
 async fn a_fulfillment_that_outlasts_the_wait_answers_202_and_completes(db: Db) {

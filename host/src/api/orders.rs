@@ -169,9 +169,9 @@ pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
 /// sync mode the answer carries the fulfilled order (201), or, when
 /// fulfillment outlasts `[fulfillment] sync_wait_ms`, 202 with the order as
 /// it stands and its URL in `Location` (fulfillment goes on and stores its
-/// outcome). In async mode: 201 with the order Open.
+/// outcome). In async mode: 201 with the order as it stands.
 #[utoipa::path(post, path = "/api/v1/orders", request_body = PlaceOrder,
-    params(("Idempotency-Key" = Option<String>, Header,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
         description = "1 to 255 visible ASCII characters. The same key and body give the same order and one charge")),
     responses(
         (status = 201, description = "Placed", body = OrderView),

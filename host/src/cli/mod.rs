@@ -50,11 +50,11 @@ enum Command {
     Dispatch(dispatch::Args),
     /// Lists the modules that settings.toml enables, in dispatch order.
     Modules(modules::Args),
-    /// Serves the HTTP API: places orders, fulfills them, retries, refunds
-    /// (and runs the fulfillment workers when `[fulfillment] mode = "async"`).
+    /// Serves the HTTP API: places orders, fulfills them, retries, refunds,
+    /// and runs the job workers.
     Serve(serve::Args),
-    /// Runs the fulfillment workers of async mode, without the HTTP API,
-    /// until SIGTERM.
+    /// Runs the job workers (fulfillment, checkouts to complete, refunds),
+    /// without the HTTP API, until SIGTERM.
     Worker(worker::Args),
 }
 

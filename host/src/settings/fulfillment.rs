@@ -27,7 +27,7 @@ pub enum FulfillmentMode {
 #[serde(default, deny_unknown_fields)]
 pub struct FulfillmentSettings {
     pub mode: FulfillmentMode,
-    /// Jobs one process works on at once (`serve` in async mode, `worker`).
+    /// Jobs one process works on at once (`serve`, `worker`).
     pub workers: NonZeroU32,
     /// Retries after the first attempt (the reference: 11, so 12 attempts).
     pub max_retries: u32,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::StorageError;
 use crate::model::{Currency, Money};
@@ -46,38 +46,51 @@ pub async fn get_products(connection: &mut AnyConnection, skus: &[&str]) -> Resu
         "SELECT sku, product_type, title, price_minor, currency, attributes FROM products WHERE sku IN ({})",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query(&query);
+    let mut query = sqlx::query_as::<_, ProductRow>(&query);
     for sku in skus {
         query = query.bind(*sku);
     }
-    let rows = query.fetch_all(&mut *connection).await?;
-    rows.iter().map(product_from_row).collect()
+    query.fetch_all(&mut *connection).await?.into_iter().map(CatalogProduct::try_from).collect()
 }
 
 /// Every product, by sku.
 pub async fn list_products(connection: &mut AnyConnection) -> Result<Vec<CatalogProduct>, StorageError> {
-    let rows = sqlx::query("SELECT sku, product_type, title, price_minor, currency, attributes FROM products ORDER BY sku")
-        .fetch_all(&mut *connection)
-        .await?;
-    rows.iter().map(product_from_row).collect()
+    let rows: Vec<ProductRow> =
+        sqlx::query_as("SELECT sku, product_type, title, price_minor, currency, attributes FROM products ORDER BY sku")
+            .fetch_all(&mut *connection)
+            .await?;
+    rows.into_iter().map(CatalogProduct::try_from).collect()
 }
 
-fn product_from_row(row: &sqlx::any::AnyRow) -> Result<CatalogProduct, StorageError> {
-    let currency: String = row.try_get("currency")?;
-    let currency: Currency = currency.parse().map_err(|error: crate::model::MoneyError| StorageError::Corrupt {
-        table: "products",
-        message: error.to_string(),
-    })?;
-    Ok(CatalogProduct {
-        sku: row.try_get("sku")?,
-        product_type: row.try_get("product_type")?,
-        title: row.try_get("title")?,
-        price: Money {
-            minor_units: row.try_get("price_minor")?,
-            currency,
-        },
-        attributes: from_json(row.try_get("attributes")?, "products")?,
-    })
+#[derive(sqlx::FromRow)]
+struct ProductRow {
+    sku: String,
+    product_type: String,
+    title: String,
+    price_minor: i64,
+    currency: String,
+    attributes: String,
+}
+
+impl TryFrom<ProductRow> for CatalogProduct {
+    type Error = StorageError;
+
+    fn try_from(row: ProductRow) -> Result<CatalogProduct, StorageError> {
+        let currency: Currency = row.currency.parse().map_err(|error: crate::model::MoneyError| StorageError::Corrupt {
+            table: "products",
+            message: error.to_string(),
+        })?;
+        Ok(CatalogProduct {
+            sku: row.sku,
+            product_type: row.product_type,
+            title: row.title,
+            price: Money {
+                minor_units: row.price_minor,
+                currency,
+            },
+            attributes: from_json(row.attributes, "products")?,
+        })
+    }
 }
 
 /// A map as JSON text for a TEXT column.
