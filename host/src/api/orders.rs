@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
 use crate::model::{NoteKind, OrderStatus};
-use crate::services::{OrderFilter, OrderSnapshot, PlaceOrder, Placed};
+use crate::services::{JobState, OrderFilter, OrderSnapshot, PlaceOrder, Placed};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -112,7 +112,7 @@ pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
         state: job.state.as_str().to_string(),
         running: job.leased,
         attempts: job.attempts,
-        next_attempt_at: (job.state == crate::services::JobState::Queued).then(|| rfc3339_ms(job.run_at_ms)),
+        next_attempt_at: (job.state == JobState::Queued).then(|| rfc3339_ms(job.run_at_ms)),
         worked_by: job.worked_by,
         last_error: job.last_error,
     });
@@ -201,11 +201,21 @@ async fn place_order(
         Placed::Created { order, job: Some(job) } => {
             let mut running = services.executor.start(job);
             let finished = running.wait(services.sync_wait()).await;
-            (if finished { StatusCode::CREATED } else { StatusCode::ACCEPTED }, order.order.number)
+            let number = order.order.number;
+            let snapshot = services.orders.snapshot(&number).await?;
+            // A run that ended without storing an outcome (it is due
+            // again) is still in progress for the client.
+            let status = if finished && !job_pending(&snapshot) { StatusCode::CREATED } else { StatusCode::ACCEPTED };
+            return Ok((status, location(&number), Json(order_view(snapshot))));
         }
     };
     let snapshot = services.orders.snapshot(&number).await?;
     Ok((status, location(&number), Json(order_view(snapshot))))
+}
+
+/// Whether the order's fulfillment job is still to run (or running).
+fn job_pending(snapshot: &OrderSnapshot) -> bool {
+    snapshot.job.as_ref().is_some_and(|job| job.state == JobState::Queued)
 }
 
 /// `Location: /api/v1/orders/{number}`.
@@ -312,7 +322,7 @@ async fn retry_fulfillment(
     let mut running = services.executor.start_as(job, by);
     let finished = running.wait(services.sync_wait()).await;
     let snapshot = services.orders.snapshot(&number).await?;
-    let status = match (finished, snapshot.stored.order.status) {
+    let status = match (finished && !job_pending(&snapshot), snapshot.stored.order.status) {
         (false, _) => StatusCode::ACCEPTED,
         (true, OrderStatus::Complete) => StatusCode::OK,
         (true, _) => StatusCode::BAD_GATEWAY,

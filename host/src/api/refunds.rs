@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
-use crate::services::{Processed, RefundAction, RefundRecord};
+use crate::services::{JobKind, JobState, OrderError, Processed, RefundAction, RefundRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -125,7 +125,14 @@ async fn process_refund(
         Processed::InProgress(_) => StatusCode::ACCEPTED,
         Processed::Run(job) => {
             let mut running = services.executor.start(job);
-            if running.wait(services.sync_wait()).await { StatusCode::OK } else { StatusCode::ACCEPTED }
+            let finished = running.wait(services.sync_wait()).await;
+            // A run that ended without storing an outcome is due again.
+            let pending = services.queue().job_of(JobKind::Refund, id).await.map_err(OrderError::from)?;
+            if finished && pending.is_none_or(|job| job.state != JobState::Queued) {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            }
         }
     };
     Ok((status, Json(view(&services.refunds.refund(id).await?))))

@@ -38,7 +38,9 @@ pub use retry_policy::{Next, RetryPolicy};
 
 /// The records the services hand out, as storage reads them: the API sees
 /// them through here, never through `storage`.
-pub use crate::storage::{CatalogProduct, JobRecord, JobState, OrderFilter, PaymentRecord, RefundRecord, StoredOrder};
+pub use crate::storage::{
+    CatalogProduct, JobKind, JobRecord, JobState, OrderFilter, PaymentRecord, RefundRecord, StoredOrder,
+};
 
 use crate::payments::Payments;
 use crate::queue::JobQueue;
