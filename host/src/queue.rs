@@ -168,8 +168,9 @@ impl JobQueue {
     /// abandoned; the job is due again at once).
     pub async fn release(&self, job: &ClaimedJob) {
         let released = async {
-            let mut connection = self.db.pool().acquire().await?;
-            storage::release_lease(&mut connection, job.id, &job.lease).await
+            let mut transaction = self.db.begin_write().await?;
+            storage::release_lease(&mut transaction, job.id, &job.lease).await?;
+            Ok::<(), StorageError>(transaction.commit().await?)
         };
         if let Err(error) = released.await {
             tracing::warn!(job = job.id, %error, "cannot release a job's lease; it runs out by itself");
@@ -181,9 +182,10 @@ impl JobQueue {
     /// lease runs out by itself.
     pub async fn postpone(&self, job: &ClaimedJob, delay: Duration, error: &str) {
         let postponed = async {
-            let mut connection = self.db.pool().acquire().await?;
+            let mut transaction = self.db.begin_write().await?;
             let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-            storage::postpone_job(&mut connection, self.db.backend(), job.id, &job.lease, delay_ms, error).await
+            storage::postpone_job(&mut transaction, self.db.backend(), job.id, &job.lease, delay_ms, error).await?;
+            Ok::<(), StorageError>(transaction.commit().await?)
         };
         if let Err(error) = postponed.await {
             tracing::warn!(job = job.id, %error, "cannot postpone a job; its lease runs out by itself");
@@ -192,8 +194,10 @@ impl JobQueue {
 
     /// Gives back every lease this host holds; returns how many.
     pub async fn release_all(&self) -> Result<u64, StorageError> {
-        let mut connection = self.db.pool().acquire().await?;
-        storage::release_leases_of(&mut connection, &self.host_id).await
+        let mut transaction = self.db.begin_write().await?;
+        let released = storage::release_leases_of(&mut transaction, &self.host_id).await?;
+        transaction.commit().await?;
+        Ok(released)
     }
 
     /// Job (`kind`, `subject_id`), if there is one.
@@ -219,8 +223,10 @@ impl JobQueue {
             loop {
                 tokio::time::sleep(every).await;
                 let renewed = async {
-                    let mut connection = self.db.pool().acquire().await?;
-                    storage::renew_lease(&mut connection, self.db.backend(), job.id, &job.lease, self.lease_ms()).await
+                    let mut transaction = self.db.begin_write().await?;
+                    let renewed = storage::renew_lease(&mut transaction, self.db.backend(), job.id, &job.lease, self.lease_ms()).await?;
+                    transaction.commit().await?;
+                    Ok::<bool, StorageError>(renewed)
                 };
                 match renewed.await {
                     Ok(true) => held_until = Instant::now() + self.lease,

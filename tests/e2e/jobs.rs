@@ -31,9 +31,7 @@ async fn when_job_settles(app: &TestApp, number: &str) -> Value {
         let (status, order) = app.get(&path, ADMIN_TOKEN).await;
         assert_eq!(status, StatusCode::OK);
         if order["fulfillment_job"]["state"] != "queued" {
-            // The view reads the order, then the job: read the order again,
-            // now that the attempt that settled the job is committed.
-            return app.get(&path, ADMIN_TOKEN).await.1;
+            return order;
         }
         assert!(tokio::time::Instant::now() < deadline, "order {number}'s job did not settle: {order}");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -146,8 +144,37 @@ async fn giving_up_leaves_the_order_failed_with_a_note_and_staff_retry_still_wor
 }
 
 on_both_databases!(
+    a_staff_retry_that_still_fails_answers_502_and_keeps_the_backoff,
     an_async_order_is_answered_open_and_completed_by_a_worker,
     failed_lines_are_retried_with_the_policys_backoff,
     configuration_errors_are_not_retried,
     giving_up_leaves_the_order_failed_with_a_note_and_staff_retry_still_works,
 );
+
+async fn a_staff_retry_that_still_fails_answers_502_and_keeps_the_backoff(db: Db) {
+    // Async mode whose next retry is a minute away.
+    let settings = "[fulfillment]\nmode = \"async\"\nworkers = 1\nbackoff_base_ms = 60000\njitter_percent = 0\npoll_ms = 20\n";
+    let app = TestApp::spawn_with(db, settings).await;
+    app.lms.fail_all(503, "The LMS is restarting.");
+    let (_, placed) = app.place(&seat_and("DONATION", "59.00"), None).await;
+    let number = placed["number"].as_str().expect("a number").to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let waiting = loop {
+        let (_, order) = app.get(&format!("/orders/{number}"), ADMIN_TOKEN).await;
+        if order["fulfillment_job"]["attempts"] == 1 && order["fulfillment_job"]["running"] == false {
+            break order;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the first attempt never ended: {order}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(waiting["fulfillment_job"]["state"], "queued", "{waiting}");
+
+    let (status, retried) = app.put(&format!("/orders/{number}/fulfill"), None, ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "the staff retry ran and still failed: {retried}");
+    assert_eq!(retried["status"], "Fulfillment Error");
+    let job = &retried["fulfillment_job"];
+    assert_eq!((&job["state"], &job["attempts"]), (&json!("queued"), &json!(1)), "not counted: {retried}");
+    let next = time::OffsetDateTime::parse(job["next_attempt_at"].as_str().expect("due later"), &time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+    assert!(next > time::OffsetDateTime::now_utc() + Duration::from_secs(30), "the backoff is kept: {retried}");
+}

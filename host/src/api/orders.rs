@@ -199,23 +199,12 @@ async fn place_order(
         Placed::Replayed(stored) => (StatusCode::OK, stored.order.number),
         Placed::Created { order, job: None } => (StatusCode::CREATED, order.order.number),
         Placed::Created { order, job: Some(job) } => {
-            let mut running = services.executor.start(job);
-            let finished = running.wait(services.sync_wait()).await;
-            let number = order.order.number;
-            let snapshot = services.orders.snapshot(&number).await?;
-            // A run that ended without storing an outcome (it is due
-            // again) is still in progress for the client.
-            let status = if finished && !job_pending(&snapshot) { StatusCode::CREATED } else { StatusCode::ACCEPTED };
-            return Ok((status, location(&number), Json(order_view(snapshot))));
+            let stored = services.executor.start(job).stored_within(services.sync_wait()).await;
+            (if stored { StatusCode::CREATED } else { StatusCode::ACCEPTED }, order.order.number)
         }
     };
     let snapshot = services.orders.snapshot(&number).await?;
     Ok((status, location(&number), Json(order_view(snapshot))))
-}
-
-/// Whether the order's fulfillment job is still to run (or running).
-fn job_pending(snapshot: &OrderSnapshot) -> bool {
-    snapshot.job.as_ref().is_some_and(|job| job.state == JobState::Queued)
 }
 
 /// `Location: /api/v1/orders/{number}`.
@@ -319,10 +308,9 @@ async fn retry_fulfillment(
     caller.require_admin()?;
     let services = &state.services;
     let (job, by) = services.fulfillment.lease_for_retry(&number).await?;
-    let mut running = services.executor.start_as(job, by);
-    let finished = running.wait(services.sync_wait()).await;
+    let stored = services.executor.start_as(job, by).stored_within(services.sync_wait()).await;
     let snapshot = services.orders.snapshot(&number).await?;
-    let status = match (finished && !job_pending(&snapshot), snapshot.stored.order.status) {
+    let status = match (stored, snapshot.stored.order.status) {
         (false, _) => StatusCode::ACCEPTED,
         (true, OrderStatus::Complete) => StatusCode::OK,
         (true, _) => StatusCode::BAD_GATEWAY,

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::json::ApiJson;
 use super::{ApiError, AppState, Caller};
-use crate::services::{JobKind, JobState, OrderError, Processed, RefundAction, RefundRecord};
+use crate::services::{Processed, RefundAction, RefundRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -124,11 +124,7 @@ async fn process_refund(
         Processed::Settled(_) => StatusCode::OK,
         Processed::InProgress(_) => StatusCode::ACCEPTED,
         Processed::Run(job) => {
-            let mut running = services.executor.start(job);
-            let finished = running.wait(services.sync_wait()).await;
-            // A run that ended without storing an outcome is due again.
-            let pending = services.queue().job_of(JobKind::Refund, id).await.map_err(OrderError::from)?;
-            if finished && pending.is_none_or(|job| job.state != JobState::Queued) {
+            if services.executor.start(job).stored_within(services.sync_wait()).await {
                 StatusCode::OK
             } else {
                 StatusCode::ACCEPTED

@@ -54,8 +54,9 @@ impl CatalogService {
     /// Creates or replaces a product.
     pub async fn upsert_product(&self, product: NewProduct) -> Result<CatalogProduct, OrderError> {
         let product = product.validate()?;
-        let mut connection = self.db.pool().acquire().await?;
-        storage::upsert_product(&mut connection, &product).await?;
+        let mut transaction = self.db.begin_write().await?;
+        storage::upsert_product(&mut transaction, &product).await?;
+        transaction.commit().await?;
         Ok(product)
     }
 

@@ -23,14 +23,15 @@ use crate::storage::{ClaimedJob, JobKind};
 
 /// A job started by [`Executor::start`].
 #[derive(Debug)]
-pub struct Running(JoinHandle<()>);
+pub struct Running(JoinHandle<bool>);
 
 impl Running {
-    /// Waits up to `bound` for the job to end: true when it did (its
-    /// outcome is stored, or it failed and is due again), false when it is
-    /// still running (it goes on; the caller answers without it).
-    pub async fn wait(&mut self, bound: Duration) -> bool {
-        tokio::time::timeout(bound, &mut self.0).await.is_ok()
+    /// Waits up to `bound` for the job's run to end: true when it stored
+    /// its outcome; false when it is still running (it goes on; the caller
+    /// answers without it) or ended without storing anything (it is due
+    /// again).
+    pub async fn stored_within(&mut self, bound: Duration) -> bool {
+        matches!(tokio::time::timeout(bound, &mut self.0).await, Ok(Ok(true)))
     }
 }
 
@@ -100,10 +101,11 @@ impl Executor {
         Ok(true)
     }
 
-    /// Runs `job` while renewing its lease. A run that failed before it
-    /// could store anything (a database outage, say) is due again after the
-    /// retry policy's backoff for its attempt.
-    async fn run(&self, job: &ClaimedJob, by: AttemptBy) {
+    /// Runs `job` while renewing its lease; true when it stored its
+    /// outcome. A run that failed before it could store anything (a
+    /// database outage, say) is due again after the retry policy's backoff
+    /// for its attempt.
+    async fn run(&self, job: &ClaimedJob, by: AttemptBy) -> bool {
         let work = async {
             match job.kind {
                 JobKind::Checkout => self.checkout.complete(job).await,
@@ -112,16 +114,18 @@ impl Executor {
             }
         };
         match self.queue.with_lease(job, work).await {
-            Some(Ok(())) => {}
+            Some(Ok(())) => true,
             Some(Err(error)) => {
                 let delay = self.retry.backoff(job.attempts.max(1));
                 tracing::error!(job = job.id, kind = job.kind.as_str(), order = ?job.order_number, %error,
                     retry_in_ms = delay.as_millis() as u64, "job run failed");
                 self.queue.postpone(job, delay, &error.to_string()).await;
+                false
             }
             None => {
                 tracing::warn!(job = job.id, kind = job.kind.as_str(), order = ?job.order_number,
                     "lost the lease of a job; abandoning the run");
+                false
             }
         }
     }

@@ -72,6 +72,10 @@ impl FulfillmentService {
         let made = if exhausted { job.attempts - 1 } else { job.attempts };
         let (state, retry_in_ms) = match by {
             AttemptBy::Staff { .. } if stored.order.status == OrderStatus::Complete => (JobState::Done, 0),
+            // A job waiting for its next retry keeps waiting its backoff.
+            AttemptBy::Staff { prior: JobState::Queued } => {
+                (JobState::Queued, i64::try_from(policy.backoff(job.attempts.max(1)).as_millis()).unwrap_or(i64::MAX))
+            }
             AttemptBy::Staff { prior } => (prior, 0),
             AttemptBy::Queue => {
                 let next = if exhausted { Next::GiveUp } else { policy.next(&stored.order, job.attempts) };
@@ -125,21 +129,15 @@ impl FulfillmentService {
     /// an order that is not fulfillable (406 in the API) and one whose job
     /// a worker of any host holds (409).
     pub async fn lease_for_retry(&self, number: &str) -> Result<(ClaimedJob, AttemptBy), OrderError> {
-        let mut connection = self.db.pool().acquire().await?;
-        let job = self.fulfillable_order_job(&mut connection, number).await?;
-        let Some(claimed) = self.queue.lease(&mut connection, job.id).await? else {
+        let mut transaction = self.db.begin_write().await?;
+        let job = self.fulfillable_order_job(&mut transaction, number).await?;
+        let Some(claimed) = self.queue.lease(&mut transaction, job.id).await? else {
             return Err(OrderError::Conflict(format!(
                 "order {number} is being fulfilled right now; retry when it is done"
             )));
         };
-        // Read again under the lease: a worker may have finished meanwhile.
-        match self.fulfillable_order_job(&mut connection, number).await {
-            Ok(job) => Ok((claimed, AttemptBy::Staff { prior: job.state })),
-            Err(error) => {
-                self.queue.release(&claimed).await;
-                Err(error)
-            }
-        }
+        transaction.commit().await?;
+        Ok((claimed, AttemptBy::Staff { prior: job.state }))
     }
 
     /// The fulfillment job of order `number`, if the order is fulfillable.
