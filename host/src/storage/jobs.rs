@@ -14,7 +14,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, StorageError};
+use super::{Backend, StorageError, placeholders};
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -460,8 +460,11 @@ pub async fn jobs_of(
     if subject_ids.is_empty() {
         return Ok(std::collections::HashMap::new());
     }
-    let list: Vec<String> = (2..subject_ids.len() + 2).map(|index| format!("${index}")).collect();
-    let query = format!("{} WHERE kind = $1 AND subject_id IN ({})", job_select(backend), list.join(", "));
+    let query = format!(
+        "{} WHERE kind = $1 AND subject_id IN ({})",
+        job_select(backend),
+        placeholders(2, subject_ids.len())
+    );
     let mut query = sqlx::query_as::<_, JobRow>(&query).bind(kind.as_str());
     for id in subject_ids {
         query = query.bind(*id);

@@ -204,6 +204,11 @@ impl Database {
     }
 }
 
+/// `$first, $first+1, ...` for `count` bound values (an `IN (...)` list).
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|index| format!("${index}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Milliseconds since the Unix epoch, for `created_at` columns.
 pub(crate) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64

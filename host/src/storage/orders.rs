@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
 use super::products::{from_json, to_json};
-use super::{StorageError, now_ms};
+use super::{StorageError, now_ms, placeholders};
 use crate::model::{Currency, Line, LineStatus, Money, NoteKind, Order, OrderNote, OrderStatus, Product, User};
 
 /// An order as stored, with what only storage and the API need.
@@ -298,11 +298,6 @@ impl OrderRow {
             stored_notes,
         })
     }
-}
-
-/// `$first, $first+1, ...` for `count` values.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|index| format!("${index}")).collect::<Vec<_>>().join(", ")
 }
 
 /// The orders of `rows` with their lines (by id) and notes (oldest first):

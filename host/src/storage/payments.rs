@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::{AnyConnection, Row};
 
-use super::{StorageError, now_ms};
+use super::{StorageError, now_ms, placeholders};
 use crate::model::Money;
 
 /// Records a payment source (the processor's charge) and returns its id.
@@ -96,10 +96,9 @@ pub async fn payments_by_ids(connection: &mut AnyConnection, ids: &[i64]) -> Res
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let list: Vec<String> = (1..=ids.len()).map(|index| format!("${index}")).collect();
     let sql = format!(
         "{PAYMENT_SELECT} WHERE id IN ({})",
-        list.join(", ")
+        placeholders(1, ids.len())
     );
     let mut query = sqlx::query_as::<_, PaymentRecord>(&sql);
     for id in ids {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::AnyConnection;
 
-use super::StorageError;
+use super::{StorageError, placeholders};
 use crate::model::{Currency, Money};
 
 /// A product that can be bought.
@@ -41,10 +41,9 @@ pub async fn get_products(connection: &mut AnyConnection, skus: &[&str]) -> Resu
     if skus.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (1..=skus.len()).map(|index| format!("${index}")).collect();
     let query = format!(
         "SELECT sku, product_type, title, price_minor, currency, attributes FROM products WHERE sku IN ({})",
-        placeholders.join(", ")
+        placeholders(1, skus.len())
     );
     let mut query = sqlx::query_as::<_, ProductRow>(&query);
     for sku in skus {
