@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
-use crate::storage::{self, ClaimedJob, Database, JobKind, JobRecord, JobState, JobUpdate, NewJob, StorageError};
+use crate::storage::{self, ClaimedJob, Database, JobKind, JobState, JobUpdate, NewJob, StorageError};
 
 /// The queue, with this process's identity as a lease holder.
 #[derive(Clone)]
@@ -153,11 +153,6 @@ impl JobQueue {
         storage::make_job_due_now(transaction, self.db.backend(), kind, subject_id).await
     }
 
-    /// Makes job `id` due again now, in the caller's transaction.
-    pub async fn requeue(&self, transaction: &mut AnyConnection, id: i64) -> Result<(), StorageError> {
-        storage::requeue_job(transaction, self.db.backend(), id).await
-    }
-
     /// Marks job (`kind`, `subject_id`) done in the caller's transaction:
     /// its work was done there.
     pub async fn complete(&self, transaction: &mut AnyConnection, kind: JobKind, subject_id: i64) -> Result<(), StorageError> {
@@ -198,12 +193,6 @@ impl JobQueue {
         let released = storage::release_leases_of(&mut transaction, &self.host_id).await?;
         transaction.commit().await?;
         Ok(released)
-    }
-
-    /// Job (`kind`, `subject_id`), if there is one.
-    pub async fn job_of(&self, kind: JobKind, subject_id: i64) -> Result<Option<JobRecord>, StorageError> {
-        let mut connection = self.db.pool().acquire().await?;
-        storage::job_of(&mut connection, self.db.backend(), kind, subject_id).await
     }
 
     /// How many jobs are in each state.

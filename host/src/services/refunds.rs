@@ -236,7 +236,7 @@ impl RefundService {
         let Some(id) = existing else {
             return Ok(self.queue.enqueue_leased(transaction, JobKind::Refund, refund.id, number).await?);
         };
-        self.queue.requeue(transaction, id).await?;
+        self.queue.make_due_now(transaction, JobKind::Refund, refund.id).await?;
         self.queue
             .lease(transaction, id)
             .await?

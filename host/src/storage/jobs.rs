@@ -359,15 +359,6 @@ pub async fn complete_job_of(
     Ok(())
 }
 
-/// Makes job `id` due again now, whatever its state (staff asked for the
-/// work again: a refund approved again after an error).
-pub async fn requeue_job(connection: &mut AnyConnection, backend: Backend, id: i64) -> Result<(), StorageError> {
-    let now = backend.now_ms();
-    let query = format!("UPDATE jobs SET state = 'queued', run_at = {now}, updated_at = {now} WHERE id = $1");
-    sqlx::query(&query).bind(id).execute(&mut *connection).await?;
-    Ok(())
-}
-
 /// Gives back `owner`'s lease of job `id` after a run that failed before
 /// it could store anything (a database error, say), due again in
 /// `retry_in_ms`, with the error.
@@ -403,7 +394,7 @@ pub async fn make_job_due_now(
     subject_id: i64,
 ) -> Result<(), StorageError> {
     let now = backend.now_ms();
-    let query = format!("UPDATE jobs SET state = 'queued', run_at = {now} WHERE kind = $1 AND subject_id = $2");
+    let query = format!("UPDATE jobs SET state = 'queued', run_at = {now}, updated_at = {now} WHERE kind = $1 AND subject_id = $2");
     sqlx::query(&query)
         .bind(kind.as_str())
         .bind(subject_id)

@@ -29,7 +29,7 @@ pub use checkouts::{
 pub use error::StorageError;
 pub use jobs::{
     ClaimedJob, JobKind, JobRecord, JobState, JobUpdate, NewJob, any_job_due, claim_due_job, complete_job_of, count_jobs, finish_job,
-    insert_job, job_of, jobs_of, lease_job, make_job_due_now, postpone_job, release_lease, release_leases_of, renew_lease, requeue_job,
+    insert_job, job_of, jobs_of, lease_job, make_job_due_now, postpone_job, release_lease, release_leases_of, renew_lease,
 };
 pub use orders::{
     AttemptLog, OrderFilter, OrderPage, StoredOrder, hold_order, insert_order, list_orders, load_order, next_order_number,
