@@ -191,7 +191,23 @@ impl CheckoutService {
                 }
             }
         };
-        self.charge_and_create(&checkout, &intent, &input.payment.token, total).await
+        // Step 3 moves money: it runs in a task of its own, which a dropped
+        // request does not cancel (it makes the order right away instead
+        // of leaving it to the checkout's job).
+        let service = self.clone();
+        let token = input.payment.token;
+        let checkout_id = checkout.id;
+        tokio::spawn(async move { service.charge_and_create(&checkout, &intent, &token, total).await })
+            .await
+            .unwrap_or_else(|failure| {
+                Err(OrderError::CheckoutPending {
+                    checkout_id,
+                    message: format!(
+                        "checkout {checkout_id} failed while it was being paid ({failure}); it becomes an order if \
+                         its payment went through: send the request again later with the same Idempotency-Key"
+                    ),
+                })
+            })
     }
 
     /// Checks the basket against the catalog and the client's total.
@@ -364,7 +380,7 @@ impl CheckoutService {
     }
 
     /// Step 3: takes the checkout, charges, and makes the order, in one
-    /// transaction.
+    /// transaction (run in a spawned task by `place_order`).
     async fn charge_and_create(
         &self,
         checkout: &CheckoutRecord,
