@@ -4,7 +4,7 @@
 use fulfillment_host::dispatch;
 use fulfillment_host::model::{LineStatus, Order, OrderStatus};
 use fulfillment_host::runtime::{RevokeResult, Runtime};
-use fulfillment_tests::lms::LmsStandIn;
+use fulfillment_tests::lms::{LmsApi, LmsStandIn};
 use serde_json::json;
 
 use crate::support::{self, API_KEY, closed_port_url, line, module_entry, notes_for, order, seat};
@@ -12,14 +12,16 @@ use crate::support::{self, API_KEY, closed_port_url, line, module_entry, notes_f
 const DEMO: &str = "course-v1:edX+DemoX+Demo";
 
 /// A runtime with only the enrollment module, calling `lms_url`, allowed to
-/// call `allowed`, with `extra` config.
+/// call `allowed`, with `extra` config. The host holds the LMS's API key
+/// (when `lms_url` is allowed) unless `extra` gives the module a legacy
+/// `api_key`.
 async fn enrollment_runtime(lms_url: &str, allowed: &[&str], extra: &[(&str, &str)], http_timeout_ms: Option<u32>) -> Runtime {
     let mut config = vec![("lms_url", lms_url)];
     config.extend_from_slice(extra);
-    if !extra.iter().any(|(key, _)| *key == "api_key") {
-        config.push(("api_key", API_KEY));
-    }
     let mut toml = module_entry("enrollment", "enrollment", allowed, &config);
+    if allowed.contains(&lms_url) && !extra.iter().any(|(key, _)| *key == "api_key") {
+        toml = support::with_credentials(toml, lms_url, LmsApi::Enrollment);
+    }
     if let Some(ms) = http_timeout_ms {
         toml = support::with_limits(toml, &[("http_timeout_ms", &ms.to_string())]);
     }
@@ -134,13 +136,32 @@ async fn an_lms_that_does_not_answer_in_time_is_a_timeout_error() {
 }
 
 #[tokio::test]
-async fn no_api_key_or_no_course_key_is_a_configuration_error() {
+async fn without_credentials_the_lms_answers_401_and_the_note_has_its_detail() {
     let lms = LmsStandIn::start(API_KEY).await.expect("LMS starts");
     let runtime = enrollment_runtime(&lms.url(), &[&lms.url()], &[("api_key", "")], None).await;
     let order = fulfill_one_seat(&runtime, "EDX-107").await;
-    assert_eq!(order.lines[0].status, LineStatus::ConfigurationError);
-    assert_eq!(notes_for(&order, 1), ["module enrollment: config key `api_key` is not set in settings.toml"]);
+    assert_eq!(order.lines[0].status, LineStatus::ServerError);
+    assert_eq!(
+        notes_for(&order, 1),
+        [format!(
+            "Fulfillment of order EDX-107 failed: the LMS answered 401 for {DEMO}: Authentication credentials were not provided."
+        )]
+    );
+    let request = lms.requests().pop().expect("sent");
+    assert_eq!((request.api_key, request.authorization, request.status), (None, None, 401));
+}
 
+#[tokio::test]
+async fn a_legacy_api_key_in_the_module_config_still_works() {
+    let lms = LmsStandIn::start(API_KEY).await.expect("LMS starts");
+    let runtime = enrollment_runtime(&lms.url(), &[&lms.url()], &[("api_key", API_KEY)], None).await;
+    assert_eq!(fulfill_one_seat(&runtime, "EDX-117").await.status, OrderStatus::Complete);
+    assert_eq!(lms.requests()[0].api_key.as_deref(), Some(API_KEY));
+}
+
+#[tokio::test]
+async fn no_course_key_is_a_configuration_error() {
+    let lms = LmsStandIn::start(API_KEY).await.expect("LMS starts");
     let runtime = enrollment_runtime(&lms.url(), &[&lms.url()], &[], None).await;
     let mut order = support::order("EDX-108", vec![line(1, "Seat", "NOKEY", json!({}))]);
     dispatch::fulfill_order(&runtime, &mut order).await.expect("dispatch runs");
@@ -181,7 +202,12 @@ async fn revoking_deactivates_and_a_mode_mismatch_counts_as_revoked() {
     let revoked = dispatch::revoke_line(&runtime, &order, 1).await.expect("revoke runs");
     assert_eq!(revoked, RevokeResult::Revoked { note: None });
     let last = lms.requests().pop().expect("a request");
-    assert_eq!(last.body["is_active"], false);
+    // What edX sends to deactivate: no enrollment_attributes.
+    assert_eq!(
+        last.body,
+        json!({"user": "alice", "is_active": false, "mode": "verified", "course_details": {"course_id": DEMO}})
+    );
+    assert_eq!(last.api_key.as_deref(), Some(API_KEY), "the host's API key on the revocation too");
     assert_eq!(lms.enrollment("alice", DEMO).map(|e| e.is_active), Some(false));
 
     // Another order's seat, after which the learner enrolled in another

@@ -41,26 +41,28 @@ async fn creates_the_entitlement_stores_its_uuid_and_revokes_it() {
 }
 
 #[tokio::test]
-async fn a_second_entitlement_for_the_same_order_is_a_server_error_but_a_retried_line_is_replayed() {
+async fn a_line_sent_again_finds_its_entitlement_and_another_refusal_is_a_server_error() {
     let (lms, runtime) = support::shipped().await;
     let mut first = order("EDX-201", vec![entitlement(1, "verified")]);
     dispatch::fulfill_order(&runtime, &mut first).await.expect("dispatch runs");
     let uuid = first.lines[0].attributes.get("entitlement_uuid").cloned();
 
-    // The same line again (its answer was lost, say): the same
-    // Idempotency-Key, so the LMS replays its answer and creates nothing.
+    // The same line again (its answer was lost, say): the LMS refuses a
+    // second entitlement for the course and order, and the module finds
+    // the one it has.
     let mut retried = order("EDX-201", vec![entitlement(1, "verified")]);
     dispatch::fulfill_order(&runtime, &mut retried).await.expect("dispatch runs");
     assert_eq!(retried.lines[0].status, LineStatus::Complete);
     assert_eq!(retried.lines[0].attributes.get("entitlement_uuid").cloned(), uuid);
     assert_eq!(lms.fulfillments_for_key("EDX-201-1"), 1);
 
-    // Another line for the same course and order: the LMS refuses it.
-    let same_course = json!({"UUID": "course-1", "certificate_type": "verified"});
-    let mut another = order("EDX-201", vec![line(2, "Course Entitlement", "ENT-1", same_course)]);
-    dispatch::fulfill_order(&runtime, &mut another).await.expect("dispatch runs");
-    assert_eq!(another.lines[0].status, LineStatus::ServerError);
-    assert!(notes_for(&another, 2)[0].contains("answered 400"), "{:?}", another.notes);
+    // A refusal for another reason (an unknown learner) is a server error
+    // with the LMS's field error.
+    lms.forget_user("alice");
+    let mut unknown = order("EDX-206", vec![entitlement(1, "verified")]);
+    dispatch::fulfill_order(&runtime, &mut unknown).await.expect("dispatch runs");
+    assert_eq!(unknown.lines[0].status, LineStatus::ServerError);
+    assert!(notes_for(&unknown, 1)[0].contains("answered 400"), "{:?}", unknown.notes);
 }
 
 #[tokio::test]

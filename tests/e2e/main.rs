@@ -8,6 +8,8 @@ mod api;
 mod harness;
 mod jobs;
 mod breaker;
+mod credentials;
+mod transport;
 mod dispatch;
 mod enrollment;
 mod entitlement;

@@ -7,7 +7,7 @@ use fulfillment_host::model::{Order, OrderDocument};
 use fulfillment_host::runtime::{LoadError, ModuleEngine, Runtime};
 use fulfillment_host::settings::Settings;
 use fulfillment_tests::artifacts::module_path;
-use fulfillment_tests::lms::LmsStandIn;
+use fulfillment_tests::lms::{LmsApi, LmsStandIn, credentials_toml};
 use serde_json::{Value, json};
 
 pub const API_KEY: &str = "test-api-key";
@@ -37,17 +37,30 @@ pub fn with_limits(entry: String, limits: &[(&str, &str)]) -> String {
     entry
 }
 
-/// The shipped modules in the reference order, calling the LMS at `lms_url`.
+/// The shipped modules in the reference order, calling the LMS at `lms_url`
+/// with the credentials the host holds for them (the API key for
+/// enrollment, OAuth2 client credentials for entitlements).
 pub fn shipped_modules(lms_url: &str) -> String {
-    let lms = [("lms_url", lms_url), ("api_key", API_KEY)];
+    let lms = [("lms_url", lms_url)];
     [
-        module_entry("enrollment", "enrollment", &[lms_url], &lms),
+        with_credentials(module_entry("enrollment", "enrollment", &[lms_url], &lms), lms_url, LmsApi::Enrollment),
         module_entry("coupon", "coupon", &[], &[]),
         module_entry("enrollment-code", "enrollment-code", &[], &[("code_secret", "test-secret")]),
-        module_entry("course-entitlement", "course-entitlement", &[lms_url], &lms),
+        with_credentials(
+            module_entry("course-entitlement", "course-entitlement", &[lms_url], &lms),
+            lms_url,
+            LmsApi::Entitlements,
+        ),
         module_entry("donation", "donation", &[], &[]),
     ]
     .join("\n")
+}
+
+/// `entry` with the host's credentials for `api` of the stand-in at
+/// `lms_url` (secret files under the test target's scratch folder).
+pub fn with_credentials(entry: String, lms_url: &str, api: LmsApi) -> String {
+    let secrets = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lms-secrets");
+    format!("{entry}{}", credentials_toml(lms_url, api, API_KEY, &secrets))
 }
 
 /// Parses settings written as TOML (module paths are absolute).

@@ -1,8 +1,10 @@
 //! What the end-to-end tests stand on: the LMS stand-in (an external system
-//! the enrollment and entitlement modules call), the module artifacts, a
+//! the enrollment and entitlement modules call), a server that breaks HTTP
+//! on purpose, the module artifacts, a
 //! PostgreSQL schema per test, and `fulfillment-host` as a real process.
 
 pub mod artifacts;
+pub mod broken_server;
 pub mod catalog;
 pub mod host_process;
 pub mod lms;

@@ -61,6 +61,9 @@ pub enum LoadError {
     /// metering (only a runtime built from the settings turns it on).
     #[error("module `{module}`: {} sets limits.fuel, but this engine does not meter fuel", path.display())]
     FuelUnavailable { module: String, path: PathBuf },
+    /// A credential of `[modules.credentials]` cannot be used.
+    #[error("module `{module}`: {message}")]
+    Credentials { module: String, message: String },
     /// `describe` trapped.
     #[error("module `{module}`: {}: describe() failed: {message}", path.display())]
     Describe {

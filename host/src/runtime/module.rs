@@ -92,7 +92,10 @@ impl LoadedModule {
             imports,
             pre,
             config: ConfigCtx::from_table(&settings.config),
-            http_policy: Arc::new(HttpPolicy::from_settings(settings)),
+            http_policy: Arc::new(HttpPolicy::from_settings(settings).map_err(|message| LoadError::Credentials {
+                module: settings.name.to_string(),
+                message,
+            })?),
             limits: settings.limits.clone(),
             slots: Arc::new(Semaphore::new(settings.limits.max_in_flight.get() as usize)),
             breaker: CircuitBreaker::new(settings.circuit_breaker.clone()),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 /// as `https://lms.example.com` (the scheme's default port) or
 /// `http://127.0.0.1:18000`. A request must match all three exactly; there
 /// are no wildcards, so that a grant reads as what it allows.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(try_from = "String")]
 pub struct AllowedHost {
     scheme: String,

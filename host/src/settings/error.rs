@@ -24,6 +24,15 @@ pub enum SettingsError {
         first: usize,
         second: usize,
     },
+    /// A `[modules.credentials]` entry cannot be used: its destination is not
+    /// allowed, or its secret cannot be read.
+    #[error("invalid settings file {}: module `{module}`, credentials for {destination}: {message}", path.display())]
+    Credential {
+        path: PathBuf,
+        module: String,
+        destination: String,
+        message: String,
+    },
     /// `[fulfillment] sync_wait_ms` is not under `[server] request_timeout_ms`:
     /// the request would time out (503) before it could answer 202.
     #[error(

@@ -6,6 +6,7 @@
 //! the key. Paths inside the file are relative to the file.
 
 mod allowed_host;
+mod credentials;
 mod error;
 mod fulfillment;
 mod limits;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use allowed_host::AllowedHost;
+pub use credentials::{CredentialSettings, HeaderName, Secret, SecretSource, TokenUrl};
 pub use error::SettingsError;
 pub use fulfillment::{FulfillmentMode, FulfillmentSettings};
 pub use limits::{CircuitBreakerSettings, LoadFailurePolicy, MEMORY_CEILING_BYTES, ModuleLimits, TABLE_CEILING_ELEMENTS};
@@ -98,11 +100,8 @@ impl Settings {
         let modules = file
             .modules
             .into_iter()
-            .map(|module| ModuleSettings {
-                path: base.join(&module.path),
-                ..module
-            })
-            .collect();
+            .map(|module| resolve_module(module, base, path))
+            .collect::<Result<_, _>>()?;
         if file.fulfillment.sync_wait_ms >= file.server.request_timeout_ms {
             return Err(SettingsError::SyncWaitTooLong {
                 path: path.to_path_buf(),
@@ -131,6 +130,25 @@ impl Settings {
     pub fn enabled_modules(&self) -> impl Iterator<Item = &ModuleSettings> {
         self.modules.iter().filter(|module| module.enabled)
     }
+}
+
+/// `module` with its path resolved against `base` and the secrets of its
+/// credentials read; a credential must be for one of its `allowed_hosts`.
+fn resolve_module(mut module: ModuleSettings, base: &Path, path: &Path) -> Result<ModuleSettings, SettingsError> {
+    module.path = base.join(&module.path);
+    for (destination, credential) in &mut module.credentials {
+        let error = |message: String| SettingsError::Credential {
+            path: path.to_path_buf(),
+            module: module.name.to_string(),
+            destination: destination.to_string(),
+            message,
+        };
+        if !module.allowed_hosts.contains(destination) {
+            return Err(error("the destination is not in the module's allowed_hosts".to_string()));
+        }
+        credential.resolve(base).map_err(error)?;
+    }
+    Ok(module)
 }
 
 /// `sqlite://relative.db` becomes `sqlite://<settings folder>/relative.db`;

@@ -1,11 +1,12 @@
 //! One `[[modules]]` entry.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{AllowedHost, CircuitBreakerSettings, LoadFailurePolicy, ModuleLimits};
+use super::{AllowedHost, CircuitBreakerSettings, CredentialSettings, LoadFailurePolicy, ModuleLimits};
 
 /// A fulfillment module as the operator configured it.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +25,10 @@ pub struct ModuleSettings {
     /// Where the module may send HTTP requests; empty = nowhere.
     #[serde(default)]
     pub allowed_hosts: Vec<AllowedHost>,
+    /// How the host authenticates the requests it sends for the module, per
+    /// destination of `allowed_hosts` (`[modules.credentials."https://lms"]`).
+    #[serde(default)]
+    pub credentials: BTreeMap<AllowedHost, CredentialSettings>,
     /// Whether a load failure stops the host or leaves the module disabled.
     #[serde(default)]
     pub on_load_failure: LoadFailurePolicy,
@@ -49,6 +54,7 @@ impl ModuleSettings {
             sha256: None,
             enabled: true,
             allowed_hosts: Vec::new(),
+            credentials: BTreeMap::new(),
             on_load_failure: LoadFailurePolicy::Stop,
             limits: ModuleLimits::default(),
             circuit_breaker: CircuitBreakerSettings::default(),

@@ -4,14 +4,22 @@
 //! (`certificate_type` paid- or unpaid-executive-education) are left to a
 //! module of their own.
 //!
-//! Config: `lms_url` and `api_key` (required), `timeout_ms` (optional), as
-//! [`fulfillment_guest::lms::LmsConfig`] reads them.
-//! Unlike upstream, every call has a timeout (the host's, or `timeout_ms`).
+//! Config: `lms_url` (required) and `timeout_ms` (optional), as
+//! [`fulfillment_guest::lms::LmsConfig`] reads them. The Entitlements API
+//! takes a JWT only: the host gets one for the module with
+//! `[modules.credentials."<lms>"] kind = "oauth2-client-credentials"`
+//! (`token_type = "jwt"`), as edX ecommerce does.
+//!
+//! Unlike upstream, every call has a timeout (the host's, or `timeout_ms`),
+//! and a line whose entitlement the LMS created but whose answer was lost is
+//! found again on the retry: the LMS refuses a second entitlement for the
+//! same course and order (400), so the module then looks the entitlement up
+//! (`GET ...?user=`) and completes the line with it.
 
 use fulfillment_guest::lms::{self, LmsConfig};
 use fulfillment_guest::{
-    FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, attr, attribute,
-    complete, fail_all, failed, failure, failure_for_http_error, http, module_info, send_json,
+    Completion, Failure, FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, Outcome, RevokeOutcome, attr,
+    attribute, complete, fail_all, failed, failure, failure_for_http_error, http, module_info, send_json,
 };
 use serde_json::json;
 
@@ -20,6 +28,9 @@ const PRODUCT_TYPE: &str = "Course Entitlement";
 const EXECUTIVE_EDUCATION: [&str; 2] = ["paid-executive-education", "unpaid-executive-education"];
 /// The line attribute that keeps the LMS's uuid for the entitlement.
 const ENTITLEMENT_UUID: &str = "entitlement_uuid";
+/// The most pages of a learner's entitlements read when looking one up (the
+/// LMS pages 100 at most).
+const LOOKUP_PAGES: u32 = 10;
 
 struct CourseEntitlement;
 
@@ -63,10 +74,7 @@ fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOut
         "order_number": order.number,
         "email_opt_in": email_opt_in,
     });
-    let headers = [
-        ("X-Edx-Api-Key", lms.config.api_key.as_str()),
-        ("Idempotency-Key", line.idempotency_key.as_str()),
-    ];
+    let headers = lms.config.headers(&[("Idempotency-Key", line.idempotency_key.as_str())]);
     match send_json("POST", &lms.entitlements_url, &headers, Some(&body), lms.config.timeout_ms) {
         Ok(response) if response.status == 200 || response.status == 201 => {
             let uuid = response
@@ -80,12 +88,84 @@ fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOut
                 ),
             }
         }
+        // One per course and order: created by an attempt whose answer was
+        // lost, or refused for another reason.
+        Ok(response) if response.status == 400 => match find_entitlement(lms, order, course_uuid) {
+            Ok(Some(uuid)) => LineOutcome {
+                line_id: line.id,
+                outcome: Outcome::Complete(Completion {
+                    attributes: vec![attr(ENTITLEMENT_UUID, uuid.clone())],
+                    note: Some(format!(
+                        "The LMS already had entitlement {uuid} for course {course_uuid} and order {}; the line uses it",
+                        order.number
+                    )),
+                }),
+            },
+            Ok(None) => failed(
+                line,
+                lms::error_answer(&order.number, &format!("course {course_uuid}"), &response),
+            ),
+            Err(why) => failed(line, why),
+        },
         Ok(response) => failed(
             line,
             lms::error_answer(&order.number, &format!("course {course_uuid}"), &response),
         ),
         Err(error) => failed(line, transport_failure(&error)),
     }
+}
+
+/// The uuid of the learner's active entitlement to `course_uuid` from
+/// `order`, if the LMS has one. A revoked one is an error: the LMS will not
+/// create another, and staff must decide.
+fn find_entitlement(lms: &Lms, order: &Order, course_uuid: &str) -> Result<Option<String>, Failure> {
+    let headers = lms.config.headers(&[]);
+    for page in 1..=LOOKUP_PAGES {
+        let url = format!(
+            "{}?user={}&page={page}&page_size=100",
+            lms.entitlements_url,
+            percent_encode(&order.user.username)
+        );
+        let response = send_json("GET", &url, &headers, None, lms.config.timeout_ms)
+            .map_err(|error| transport_failure(&error))?;
+        if response.status != 200 {
+            return Err(lms::error_answer(&order.number, &format!("the entitlements of {}", order.user.username), &response));
+        }
+        let json = response.json().unwrap_or_default();
+        let results = json.get("results").and_then(|results| results.as_array()).cloned().unwrap_or_default();
+        let found = results.iter().find(|entitlement| {
+            entitlement.get("course_uuid").and_then(|uuid| uuid.as_str()) == Some(course_uuid)
+                && entitlement.get("order_number").and_then(|number| number.as_str()) == Some(order.number.as_str())
+        });
+        if let Some(entitlement) = found {
+            let uuid = entitlement.get("uuid").and_then(|uuid| uuid.as_str()).unwrap_or_default().to_string();
+            if entitlement.get("expired_at").is_some_and(|expired| !expired.is_null()) {
+                return Err(failure(
+                    FailureKind::Server,
+                    format!(
+                        "Fulfillment of order {} failed: the LMS holds entitlement {uuid} for course {course_uuid} and this order, but it was revoked",
+                        order.number
+                    ),
+                ));
+            }
+            return Ok(Some(uuid));
+        }
+        if json.get("next").is_none_or(|next| next.is_null()) {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// `text` for a URL query value: unreserved characters as they are, the
+/// rest as %XX.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 impl Guest for CourseEntitlement {
@@ -114,8 +194,7 @@ impl Guest for CourseEntitlement {
             return RevokeOutcome::NotRevoked(format!("line {} has no {ENTITLEMENT_UUID}", line.id));
         };
         let url = format!("{}{uuid}/", lms.entitlements_url);
-        let headers = [("X-Edx-Api-Key", lms.config.api_key.as_str())];
-        match send_json("DELETE", &url, &headers, None, lms.config.timeout_ms) {
+        match send_json("DELETE", &url, &lms.config.headers(&[]), None, lms.config.timeout_ms) {
             Ok(response) if response.status == 204 || response.status == 200 => RevokeOutcome::Revoked(None),
             Ok(response) => RevokeOutcome::NotRevoked(format!(
                 "the LMS answered {} for entitlement {uuid}: {}",

@@ -1,9 +1,10 @@
 //! Fulfills `Seat` lines by enrolling the learner through the LMS Enrollment
 //! API, as the reference's EnrollmentFulfillmentModule does.
 //!
-//! Config (settings.toml, `[modules.config]`): `lms_url` (required),
-//! `api_key` (required: without it every line is a configuration error), and
-//! `timeout_ms` (optional, below the host's `http_timeout_ms`).
+//! Config (settings.toml, `[modules.config]`): `lms_url` (required) and
+//! `timeout_ms` (optional, below the host's `http_timeout_ms`). The LMS's API
+//! key is the host's: `[modules.credentials."<lms>"]` with `kind = "header"`,
+//! `header = "X-Edx-Api-Key"` (a legacy `api_key` in the config is still sent).
 
 use fulfillment_guest::lms::{self, LmsConfig};
 use fulfillment_guest::{
@@ -41,7 +42,7 @@ impl Lms {
         send_json(
             "POST",
             &self.enrollment_url,
-            &[("X-Edx-Api-Key", &self.config.api_key), ("Idempotency-Key", idempotency_key)],
+            &self.config.headers(&[("Idempotency-Key", idempotency_key)]),
             Some(body),
             self.config.timeout_ms,
         )
@@ -66,8 +67,8 @@ fn mode(line: &Line) -> String {
     }
 }
 
-/// The request body of the Enrollment API.
-fn enrollment_body(order: &Order, line: &Line, course_key: &str, is_active: bool) -> Value {
+/// The request body of the Enrollment API for an enrollment.
+fn enrollment_body(order: &Order, line: &Line, course_key: &str) -> Value {
     let mut attributes = vec![
         json!({"namespace": "order", "name": "order_number", "value": order.number}),
         json!({"namespace": "order", "name": "date_placed", "value": order.date_placed}),
@@ -77,10 +78,21 @@ fn enrollment_body(order: &Order, line: &Line, course_key: &str, is_active: bool
     }
     json!({
         "user": order.user.username,
-        "is_active": is_active,
+        "is_active": true,
         "mode": mode(line),
         "course_details": {"course_id": course_key},
         "enrollment_attributes": attributes,
+    })
+}
+
+/// The request body of a deactivation: user, mode and course only, as edX
+/// sends it (no enrollment attributes).
+fn deactivation_body(order: &Order, line: &Line, course_key: &str) -> Value {
+    json!({
+        "user": order.user.username,
+        "is_active": false,
+        "mode": mode(line),
+        "course_details": {"course_id": course_key},
     })
 }
 
@@ -98,7 +110,7 @@ fn enroll(lms: &Lms, order: &Order, line: &Line) -> LineOutcome {
             ),
         );
     };
-    let body = enrollment_body(order, line, course_key, true);
+    let body = enrollment_body(order, line, course_key);
     match lms.post(&body, &line.idempotency_key) {
         Ok(response) if response.status == 200 => complete(line, Vec::new()),
         Ok(response) => failed(line, lms::error_answer(&order.number, course_key, &response)),
@@ -130,7 +142,7 @@ impl Guest for Enrollment {
         let Some(course_key) = course_key(&line) else {
             return RevokeOutcome::NotRevoked(format!("product {} has no course_key attribute", line.product.sku));
         };
-        let body = enrollment_body(&order, &line, course_key, false);
+        let body = deactivation_body(&order, &line, course_key);
         match lms.post(&body, &format!("{}-revoke", line.idempotency_key)) {
             Ok(response) if response.status == 200 => RevokeOutcome::Revoked(None),
             Ok(response) => {

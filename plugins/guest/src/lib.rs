@@ -115,13 +115,17 @@ impl JsonResponse {
         serde_json::from_slice(&self.body).ok()
     }
 
-    /// The `message` field of a JSON error body, as the LMS sends it;
-    /// None when there is none or it is empty.
+    /// The reason in a JSON error body: edx-platform's own views send
+    /// `message`, Django REST framework's `detail` (401, 403, 404), its
+    /// validators `non_field_errors`; None when there is none or it is empty.
     pub fn message(&self) -> Option<String> {
         let json = self.json()?;
-        json.get("message")
-            .and_then(|message| message.as_str())
-            .filter(|message| !message.trim().is_empty())
+        let non_field = json.get("non_field_errors").and_then(|errors| errors.get(0));
+        [json.get("message"), json.get("detail"), non_field]
+            .into_iter()
+            .flatten()
+            .filter_map(|reason| reason.as_str())
+            .find(|reason| !reason.trim().is_empty())
             .map(str::to_string)
     }
 }

@@ -3,14 +3,21 @@
 
 use crate::{Failure, FailureKind, JsonResponse, config, failure, required_config};
 
-/// The LMS settings of a module's `config` table: `lms_url` and `api_key`
-/// (required), `timeout_ms` (optional).
+/// The LMS settings of a module's `config` table: `lms_url` (required),
+/// `timeout_ms` (optional), and the legacy `api_key`.
+///
+/// The LMS's credentials belong in the host's settings
+/// (`[modules.credentials."<lms>"]`): the host adds them to each request and
+/// the module never sees them. A module still reads `api_key` from its
+/// config and sends it as `X-Edx-Api-Key` when it is set, for settings
+/// written before the host held credentials; the host's credential, when
+/// there is one, replaces it.
 #[derive(Debug, Clone)]
 pub struct LmsConfig {
     /// Without a trailing slash.
     pub base_url: String,
-    /// Sent as `X-Edx-Api-Key`.
-    pub api_key: String,
+    /// The legacy `api_key`, sent as `X-Edx-Api-Key`.
+    pub api_key: Option<String>,
     /// Below the host's `http_timeout_ms`; None = the host's.
     pub timeout_ms: Option<u32>,
 }
@@ -20,7 +27,7 @@ impl LmsConfig {
     /// the key that is missing or wrong.
     pub fn from_config(module: &str) -> Result<LmsConfig, Failure> {
         let base_url = required_config(module, "lms_url")?.trim_end_matches('/').to_string();
-        let api_key = required_config(module, "api_key")?;
+        let api_key = config::get("api_key").filter(|key| !key.trim().is_empty());
         let timeout_ms = match config::get("timeout_ms") {
             None => None,
             Some(text) => Some(text.parse().map_err(|_| {
@@ -36,10 +43,19 @@ impl LmsConfig {
             timeout_ms,
         })
     }
+
+    /// The headers of a request: the legacy API key, if configured, and
+    /// `extra`.
+    pub fn headers<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut headers: Vec<(&str, &str)> = self.api_key.iter().map(|key| ("X-Edx-Api-Key", key.as_str())).collect();
+        headers.extend_from_slice(extra);
+        headers
+    }
 }
 
 /// The server-error failure for an LMS answer other than success, with the
-/// LMS's `message` or "(No detail provided.)" as the reference notes it.
+/// LMS's `message` (or DRF's `detail`) or "(No detail provided.)" as the
+/// reference notes it.
 pub fn error_answer(order_number: &str, subject: &str, response: &JsonResponse) -> Failure {
     failure(
         FailureKind::Server,

@@ -2,20 +2,33 @@
 //! the parts of the edX LMS that the shipped modules call, as the real LMS
 //! answers them (see shared/reference/edx-fulfillment.md):
 //!
-//! - `POST /api/enrollment/v1/enrollment`: 200 with the enrollment record
-//!   (again 200 for a repeat); `is_active: false` deactivates, or answers 400
-//!   "Enrollment mode mismatch" when the learner is in another mode; 400 for a
-//!   malformed course key, 406 for an unknown user, 403 for a wrong API key.
-//! - `POST /api/entitlements/v1/entitlements/`: 201 with the entitlement and
-//!   its `uuid`; 400 for a second one with the same (course_uuid, order_number).
-//! - `DELETE /api/entitlements/v1/entitlements/{uuid}/`: 204 (again 204 when
-//!   already revoked); 404 for an unknown uuid.
+//! - `POST /oauth2/access_token`: OAuth2 client credentials
+//!   ([`CLIENT_ID`], [`CLIENT_SECRET`]) give a JWT with `token_type=jwt`
+//!   (else an opaque bearer token); see [`auth`] for the whole rule.
+//! - `POST /api/enrollment/v1/enrollment` (API key, JWT or bearer token): 200
+//!   with the enrollment record (again 200 for a repeat, which changes
+//!   nothing); `is_active: false` deactivates, or answers 400 "Enrollment
+//!   mode mismatch" when the learner is in another mode; 400 for a malformed
+//!   course key, 406 for an unknown user. Errors carry `message`.
+//! - `/api/entitlements/v1/entitlements/` (JWT only; an API key is 401
+//!   `{"detail": ...}`): `POST` answers 201 with the entitlement and its
+//!   `uuid`, and 400 `{"non_field_errors": [...]}` for a second one with the
+//!   same (course_uuid, order_number); `GET ?user=` lists them, paged as
+//!   edx-platform does; `GET {uuid}/` reads one; `DELETE {uuid}/` answers 204
+//!   (again 204 when already revoked), 404 `{"detail": "Not found."}` for an
+//!   unknown uuid.
 //!
-//! Switches ([`LmsStandIn::set_behaviour`]) make it fail: an HTTP error for
-//! every request, for one course, or for the next N requests; a delay; or no
-//! answer at all. It records every request and counts enrollments per
-//! `Idempotency-Key`, so tests can prove that no line was fulfilled twice.
+//! Like the LMS, it ignores `Idempotency-Key`: a repeated request is simply
+//! done again (an enrollment is idempotent; a second entitlement is refused).
+//!
+//! Switches ([`LmsStandIn::set_behaviour`]) make the two APIs (not the token
+//! endpoint) fail: an HTTP error for every request, for one course, or for
+//! the next N requests; a delay; or no answer at all. It records every
+//! request with the status it answered, and counts what each
+//! `Idempotency-Key` fulfilled (a new enrollment or entitlement), so tests
+//! can prove that no line was fulfilled twice.
 
+pub mod auth;
 mod handlers;
 mod state;
 
@@ -26,7 +39,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use state::{Behaviour, Enrollment, Entitlement, RecordedRequest, Reply};
+pub use auth::{CLIENT_ID, CLIENT_SECRET};
+pub use state::{Behaviour, Enrollment, Entitlement, RecordedRequest, Reply, TokenRequest};
 
 use state::LmsState;
 
@@ -138,9 +152,25 @@ impl LmsStandIn {
         self.state.forget_user(username);
     }
 
-    /// Every request so far, oldest first.
+    /// Every request to the two APIs so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.requests()
+    }
+
+    /// Every request to the token endpoint so far, oldest first.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.state.token_requests()
+    }
+
+    /// Invalidates every token issued so far (a new signing key).
+    pub fn rotate_signing_key(&self) {
+        self.state.rotate_signing_key();
+    }
+
+    /// The `expires_in` of the tokens it issues from now on, in seconds
+    /// (an hour unless set).
+    pub fn set_token_lifetime_s(&self, seconds: u64) {
+        self.state.set_token_lifetime_s(seconds);
     }
 
     /// The enrollment of `username` in `course_key`, if any.
@@ -153,6 +183,12 @@ impl LmsStandIn {
         self.state.entitlement(uuid)
     }
 
+    /// The entitlements of `username` (every one when None), with their
+    /// uuids, oldest first.
+    pub fn entitlements_of(&self, username: Option<&str>) -> Vec<(String, Entitlement)> {
+        self.state.entitlements_of(username)
+    }
+
     /// How many successful enrollment or entitlement creations carried
     /// `idempotency_key`.
     pub fn fulfillments_for_key(&self, idempotency_key: &str) -> usize {
@@ -163,5 +199,44 @@ impl LmsStandIn {
     /// (a replayed key counts once).
     pub fn fulfillments_by_key(&self) -> std::collections::HashMap<String, usize> {
         self.state.fulfillments_by_key()
+    }
+}
+
+/// Which LMS API a module calls, and so which credential the host needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LmsApi {
+    /// The Enrollment API: the API key, as a fixed `X-Edx-Api-Key` header.
+    Enrollment,
+    /// The Entitlements API: a JWT from the token endpoint.
+    Entitlements,
+}
+
+/// The `[modules.credentials."<lms_url>"]` table of a module that calls
+/// `api` of the stand-in at `lms_url`, accepting `api_key`; the secrets go
+/// in files under `secrets_dir` (written here), as an operator would keep
+/// them.
+pub fn credentials_toml(lms_url: &str, api: LmsApi, api_key: &str, secrets_dir: &std::path::Path) -> String {
+    std::fs::create_dir_all(secrets_dir).expect("a folder for the secrets");
+    // Many tests write the same files at once: each writes its own copy
+    // and renames it into place, so a reader never sees half a file.
+    static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let write = |name: &str, value: &str| {
+        let path = secrets_dir.join(name);
+        let copy = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let scratch = secrets_dir.join(format!("{name}.{}.{copy}", std::process::id()));
+        std::fs::write(&scratch, format!("{value}\n")).expect("write a secret file");
+        std::fs::rename(&scratch, &path).expect("move the secret file into place");
+        path.display().to_string()
+    };
+    match api {
+        LmsApi::Enrollment => format!(
+            "[modules.credentials.{lms_url:?}]\nkind = \"header\"\nheader = \"X-Edx-Api-Key\"\nsecret = {{ file = {:?} }}\n",
+            write("lms-api-key", api_key)
+        ),
+        LmsApi::Entitlements => format!(
+            "[modules.credentials.{lms_url:?}]\nkind = \"oauth2-client-credentials\"\ntoken_url = \"{lms_url}/oauth2/access_token\"\n\
+             client_id = {CLIENT_ID:?}\nclient_secret = {{ file = {:?} }}\ntoken_type = \"jwt\"\n",
+            write("lms-client-secret", CLIENT_SECRET)
+        ),
     }
 }

@@ -57,11 +57,28 @@ pub struct Entitlement {
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
     pub method: String,
+    /// The path, without the query.
     pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
     pub api_key: Option<String>,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
     pub idempotency_key: Option<String>,
-    /// The JSON body, or Null.
+    /// The JSON body, or Null (the token endpoint's form is not kept).
     pub body: serde_json::Value,
+    /// The status it was answered with (0 while it is being answered).
+    pub status: u16,
+}
+
+/// A request to the token endpoint, as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub client_id: Option<String>,
+    pub token_type: Option<String>,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 #[derive(Default)]
@@ -73,22 +90,88 @@ struct Data {
     entitlements: HashMap<String, Entitlement>,
     next_entitlement: u64,
     fulfillments_by_key: HashMap<String, usize>,
-    /// The answer to each (path, Idempotency-Key) that succeeded, replayed
-    /// to a request that carries the same key again.
-    replies_by_key: HashMap<(String, String), (u16, serde_json::Value)>,
     requests: Vec<RecordedRequest>,
+    token_requests: Vec<TokenRequest>,
+    /// The JWT signing key's generation: rotating it invalidates every
+    /// token issued before.
+    key_generation: u64,
+    /// Opaque bearer tokens issued (without `token_type=jwt`), valid until
+    /// the key rotates.
+    bearer_tokens: HashSet<String>,
+    /// `expires_in` of the tokens it issues, in seconds.
+    token_lifetime_s: u64,
 }
 
 pub(super) struct LmsState {
     pub api_key: String,
+    /// Makes this stand-in's signing keys its own.
+    nonce: u128,
     data: Mutex<Data>,
 }
 
+/// An hour, as the LMS's JWT_EXPIRATION defaults to.
+const DEFAULT_TOKEN_LIFETIME_S: u64 = 3600;
+
 impl LmsState {
     pub fn new(api_key: &str) -> LmsState {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos())
+            .unwrap_or(0);
         LmsState {
             api_key: api_key.to_string(),
-            data: Mutex::new(Data::default()),
+            nonce,
+            data: Mutex::new(Data {
+                token_lifetime_s: DEFAULT_TOKEN_LIFETIME_S,
+                ..Data::default()
+            }),
+        }
+    }
+
+    /// The JWT signing key in use.
+    pub fn signing_key(&self) -> Vec<u8> {
+        format!("lms-standin-{}-{}", self.nonce, self.data().key_generation).into_bytes()
+    }
+
+    /// Invalidates every token issued so far.
+    pub fn rotate_signing_key(&self) {
+        let mut data = self.data();
+        data.key_generation += 1;
+        data.bearer_tokens.clear();
+    }
+
+    pub fn token_lifetime_s(&self) -> u64 {
+        self.data().token_lifetime_s
+    }
+
+    pub fn set_token_lifetime_s(&self, seconds: u64) {
+        self.data().token_lifetime_s = seconds;
+    }
+
+    /// A new opaque bearer token.
+    pub fn issue_bearer(&self) -> String {
+        let mut data = self.data();
+        let token = format!("opaque-{}-{}", self.nonce, data.bearer_tokens.len() + 1);
+        data.bearer_tokens.insert(token.clone());
+        token
+    }
+
+    pub fn is_valid_bearer(&self, token: &str) -> bool {
+        self.data().bearer_tokens.contains(token)
+    }
+
+    pub fn record_token_request(&self, request: TokenRequest) {
+        self.data().token_requests.push(request);
+    }
+
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.data().token_requests.clone()
+    }
+
+    /// Sets the status of the request recorded at `index`.
+    pub fn answered(&self, index: usize, status: u16) {
+        if let Some(request) = self.data().requests.get_mut(index) {
+            request.status = status;
         }
     }
 
@@ -116,8 +199,11 @@ impl LmsState {
         self.data().unknown_users.insert(username.to_string());
     }
 
-    pub fn record(&self, request: RecordedRequest) {
-        self.data().requests.push(request);
+    /// Records `request`; returns its index.
+    pub fn record(&self, request: RecordedRequest) -> usize {
+        let mut data = self.data();
+        data.requests.push(request);
+        data.requests.len() - 1
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
@@ -160,17 +246,21 @@ impl LmsState {
             .cloned()
     }
 
-    /// Enrolls (or re-enrolls, with the new mode).
+    /// Enrolls (or re-enrolls, with the new mode). Enrolling again in the
+    /// same mode changes nothing (as the LMS: 200 again), and does not count
+    /// as a fulfillment.
     pub fn enroll(&self, username: &str, course_key: &str, mode: &str, idempotency_key: Option<&str>) {
         let mut data = self.data();
-        data.enrollments.insert(
-            (username.to_string(), course_key.to_string()),
-            Enrollment {
-                mode: mode.to_string(),
-                is_active: true,
-            },
-        );
-        if let Some(key) = idempotency_key {
+        let enrollment = Enrollment {
+            mode: mode.to_string(),
+            is_active: true,
+        };
+        let previous = data
+            .enrollments
+            .insert((username.to_string(), course_key.to_string()), enrollment.clone());
+        if previous.as_ref() != Some(&enrollment)
+            && let Some(key) = idempotency_key
+        {
             *data.fulfillments_by_key.entry(key.to_string()).or_default() += 1;
         }
     }
@@ -201,6 +291,20 @@ impl LmsState {
 
     pub fn entitlement(&self, uuid: &str) -> Option<Entitlement> {
         self.data().entitlements.get(uuid).cloned()
+    }
+
+    /// The entitlements of `username` (every one when None), oldest first,
+    /// with their uuids.
+    pub fn entitlements_of(&self, username: Option<&str>) -> Vec<(String, Entitlement)> {
+        let data = self.data();
+        let mut found: Vec<(String, Entitlement)> = data
+            .entitlements
+            .iter()
+            .filter(|(_, entitlement)| username.is_none_or(|user| entitlement.user == user))
+            .map(|(uuid, entitlement)| (uuid.clone(), entitlement.clone()))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
     }
 
     /// Creates an entitlement and returns its uuid; None when one exists for
@@ -242,13 +346,4 @@ impl LmsState {
         self.data().fulfillments_by_key.clone()
     }
 
-    /// The earlier successful answer to `path` with `key`, if any.
-    pub fn replay(&self, path: &str, key: &str) -> Option<(u16, serde_json::Value)> {
-        self.data().replies_by_key.get(&(path.to_string(), key.to_string())).cloned()
-    }
-
-    /// Keeps a successful answer for replay.
-    pub fn remember(&self, path: &str, key: &str, status: u16, body: serde_json::Value) {
-        self.data().replies_by_key.insert((path.to_string(), key.to_string()), (status, body));
-    }
 }

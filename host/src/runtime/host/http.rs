@@ -1,11 +1,13 @@
 //! `commerce:fulfillment/http`: HTTP requests the host makes for a module,
-//! only to the destinations the operator allowed, with a time and size cap.
+//! only to the destinations the operator allowed, with a time and size cap,
+//! and with the credentials the settings give for the destination.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::credentials::{Credential, CredentialError, Credentials};
 use crate::runtime::bindings::http::{Error, Header, Host, Request, Response};
 use crate::settings::{AllowedHost, ModuleSettings};
 
@@ -19,18 +21,23 @@ pub struct HttpPolicy {
     pub max_response_bytes: u64,
     /// Calls per order (per store).
     pub max_calls: u32,
+    /// What the host adds to requests, per destination.
+    pub credentials: Credentials,
 }
 
 impl HttpPolicy {
-    pub fn from_settings(settings: &ModuleSettings) -> HttpPolicy {
+    /// The policy of `settings`; an error names the credential that cannot
+    /// be used.
+    pub fn from_settings(settings: &ModuleSettings) -> Result<HttpPolicy, String> {
         let limits = &settings.limits;
-        HttpPolicy {
+        Ok(HttpPolicy {
             allowed_hosts: settings.allowed_hosts.clone(),
             timeout: limits.http_timeout(),
             max_request_bytes: limits.http_request_bytes,
             max_response_bytes: limits.http_response_bytes,
             max_calls: limits.http_calls,
-        }
+            credentials: Credentials::from_settings(&settings.credentials)?,
+        })
     }
 
     fn allows(&self, url: &reqwest::Url) -> bool {
@@ -59,7 +66,7 @@ impl HttpCtx {
     }
 
     /// Validates `request` against the policy and builds it; nothing is sent.
-    fn build(&mut self, request: Request) -> Result<(reqwest::RequestBuilder, Duration), Error> {
+    fn build(&mut self, request: Request) -> Result<Outgoing, Error> {
         self.calls = self.calls.saturating_add(1);
         if self.calls > self.policy.max_calls {
             return Err(Error::Refused(format!(
@@ -110,11 +117,53 @@ impl HttpCtx {
             .timeout_ms
             .map(|ms| Duration::from_millis(u64::from(ms)))
             .map_or(self.policy.timeout, |asked| asked.min(self.policy.timeout));
-        let mut builder = self.client.request(method, url).headers(headers).timeout(timeout);
+        let mut builder = self.client.request(method, url.clone()).headers(headers).timeout(timeout);
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
-        Ok((builder, timeout))
+        Ok(Outgoing { builder, url, timeout })
+    }
+
+    /// Sends `outgoing` with the destination's credential, if it has one.
+    /// A credential the host fetched (an OAuth2 token) that the destination
+    /// refuses with 401 is fetched again and the request sent once more:
+    /// a refused request was not acted on.
+    async fn exchange_with_credential(&self, outgoing: Outgoing) -> Result<Response, Error> {
+        let Some(credential) = self.policy.credentials.for_url(&outgoing.url) else {
+            return self.exchange(outgoing.builder).await;
+        };
+        let retry = outgoing.builder.try_clone();
+        let (builder, header) = self.authenticated(credential, outgoing.builder, outgoing.timeout).await?;
+        let response = self.exchange(builder).await?;
+        if response.status != 401 {
+            return Ok(response);
+        }
+        match retry {
+            Some(retry) if credential.rejected(&header).await => {
+                tracing::info!(module = %self.module, url = %outgoing.url, "the destination refused the host's token (401): fetching a new one");
+                let (builder, _) = self.authenticated(credential, retry, outgoing.timeout).await?;
+                self.exchange(builder).await
+            }
+            _ => Ok(response),
+        }
+    }
+
+    /// `builder` with the credential's header in place of any the module set.
+    async fn authenticated(
+        &self,
+        credential: &Credential,
+        builder: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<(reqwest::RequestBuilder, HeaderValue), Error> {
+        let (name, value) = credential.header(&self.client, timeout).await.map_err(|error| {
+            tracing::warn!(module = %self.module, %error, "no credential for the module's request");
+            credential_error(&self.module, error)
+        })?;
+        let mut request = builder
+            .build()
+            .map_err(|error| Error::InvalidRequest(error.to_string()))?;
+        request.headers_mut().insert(name, value.clone());
+        Ok((reqwest::RequestBuilder::from_parts(self.client.clone(), request), value))
     }
 
     /// Sends and reads the whole body, up to the cap.
@@ -144,35 +193,68 @@ impl HttpCtx {
     }
 }
 
-/// Tells a connection failure from a time-out from anything else, with the
-/// root cause ("Connection refused") in the text.
+/// A validated request, ready to send.
+struct Outgoing {
+    builder: reqwest::RequestBuilder,
+    url: reqwest::Url,
+    timeout: Duration,
+}
+
+/// Classifies a transport failure as the reference does (Python `requests`
+/// raises `ConnectionError` for all of these): a time-out is `timeout`;
+/// a connection refused, reset or closed before the whole answer came, a
+/// TLS failure, a DNS failure or an answer that is not HTTP is
+/// `connect-failed` (a network problem); a request the client could not
+/// build is `invalid-request`. The text keeps the root cause
+/// ("Connection refused").
 fn transport_error(error: reqwest::Error) -> Error {
     if error.is_timeout() {
         return Error::Timeout;
     }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    if error.is_connect() {
-        Error::ConnectFailed(text)
-    } else if error.is_builder() {
+    let text = error_chain(&error);
+    if error.is_builder() {
         Error::InvalidRequest(text)
     } else {
-        Error::Other(text)
+        Error::ConnectFailed(text)
+    }
+}
+
+/// `error` and its causes, joined by ": ".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// What the module learns when the host could not get a credential:
+/// unreachable token endpoint = the network failure it would have had,
+/// refused client = `refused` (the settings must change), anything else =
+/// `other`. The text never carries a secret.
+fn credential_error(module: &str, error: CredentialError) -> Error {
+    match &error {
+        CredentialError::Transport { source, .. } if source.is_timeout() => Error::Timeout,
+        CredentialError::Transport { .. } => Error::ConnectFailed(format!("module {module}: {}", error_chain(&error))),
+        CredentialError::Refused { .. } => Error::Refused(format!("module {module}: {error}")),
+        CredentialError::Failed { .. } => Error::Other(format!("module {module}: {error}")),
     }
 }
 
 impl Host for HttpCtx {
     async fn send(&mut self, request: Request) -> Result<Response, Error> {
         let url = request.url.clone();
-        let (builder, timeout) = self.build(request)?;
+        let outgoing = self.build(request)?;
+        let timeout = outgoing.timeout;
         let started = std::time::Instant::now();
         // reqwest's timeout covers the body too; this outer one is the
-        // guarantee, whatever the client does.
-        let result = match tokio::time::timeout(timeout, self.exchange(builder)).await {
+        // guarantee, whatever the client does (a token fetch included).
+        let result = match tokio::time::timeout(timeout, self.exchange_with_credential(outgoing)).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout),
         };

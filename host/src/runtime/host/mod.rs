@@ -1,6 +1,7 @@
 //! The host side of each interface the modules import, one file each.
 
 mod config;
+mod credentials;
 mod http;
 mod log;
 

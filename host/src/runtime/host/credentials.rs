@@ -1,0 +1,277 @@
+//! The credentials the host adds to a module's HTTP requests
+//! (`[modules.credentials]`): a fixed header, a bearer token, or an OAuth2
+//! client-credentials token fetched once, kept for every order of the module
+//! and replaced before it expires. The module never sees them.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderName, HeaderValue};
+use tokio::sync::Mutex;
+
+use crate::settings::{AllowedHost, CredentialSettings, Secret};
+
+/// The most of a token endpoint's answer the host reads.
+const TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+/// A token whose answer has no `expires_in` is kept this long.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Why the host could not get a credential for a request; nothing was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// The token endpoint could not be reached or did not answer in time.
+    #[error("the token endpoint {url} could not be reached: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The token endpoint refused the client (4xx): the settings are wrong.
+    #[error("the token endpoint {url} refused the client credentials: {status} {body}")]
+    Refused { url: String, status: u16, body: String },
+    /// The token endpoint failed (5xx) or answered something that is not a token.
+    #[error("the token endpoint {url} failed: {message}")]
+    Failed { url: String, message: String },
+}
+
+/// The header one destination gets.
+pub enum Credential {
+    /// Always the same header (`header` and `bearer`).
+    Fixed { name: HeaderName, value: HeaderValue },
+    OAuth2(OAuth2Client),
+}
+
+impl Credential {
+    /// The credential of `settings`, whose secrets were read when the
+    /// settings were loaded.
+    pub fn from_settings(settings: &CredentialSettings) -> Result<Credential, String> {
+        let secret = |source: &crate::settings::SecretSource| {
+            source.secret().cloned().ok_or_else(|| "its secret was not read".to_string())
+        };
+        Ok(match settings {
+            CredentialSettings::Header { header, secret: source } => Credential::Fixed {
+                name: HeaderName::from_bytes(header.as_str().as_bytes())
+                    .map_err(|_| format!("invalid header name `{header}`"))?,
+                value: sensitive(secret(source)?.expose())?,
+            },
+            CredentialSettings::Bearer { secret: source } => Credential::Fixed {
+                name: reqwest::header::AUTHORIZATION,
+                value: sensitive(&format!("Bearer {}", secret(source)?.expose()))?,
+            },
+            CredentialSettings::OAuth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                token_type,
+                scope,
+                refresh_before_ms,
+            } => Credential::OAuth2(OAuth2Client {
+                token_url: token_url.url().clone(),
+                client_id: client_id.clone(),
+                client_secret: secret(client_secret)?,
+                token_type: token_type.clone(),
+                scope: scope.clone(),
+                refresh_before: Duration::from_millis(*refresh_before_ms),
+                cached: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The header to add to a request, fetching a token first if needed.
+    pub async fn header(&self, client: &reqwest::Client, timeout: Duration) -> Result<(HeaderName, HeaderValue), CredentialError> {
+        match self {
+            Credential::Fixed { name, value } => Ok((name.clone(), value.clone())),
+            Credential::OAuth2(oauth) => Ok((reqwest::header::AUTHORIZATION, oauth.header(client, timeout).await?)),
+        }
+    }
+
+    /// Whether a 401 to a request that carried `sent` should be retried once
+    /// with a new token (only OAuth2 tokens can be renewed); forgets `sent`.
+    pub async fn rejected(&self, sent: &HeaderValue) -> bool {
+        match self {
+            Credential::Fixed { .. } => false,
+            Credential::OAuth2(oauth) => {
+                oauth.forget(sent).await;
+                true
+            }
+        }
+    }
+}
+
+/// A header value that the HTTP stack will not print.
+fn sensitive(value: &str) -> Result<HeaderValue, String> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| "the secret is not a valid header value".to_string())?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// The credentials of one module: at most one per destination.
+#[derive(Default)]
+pub struct Credentials {
+    entries: Vec<(AllowedHost, Credential)>,
+}
+
+/// Names the destinations and kinds, never a value.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|(destination, credential)| {
+                let kind = match credential {
+                    Credential::Fixed { name, .. } => format!("{destination}: header {name}"),
+                    Credential::OAuth2(_) => format!("{destination}: oauth2-client-credentials"),
+                };
+                kind
+            }))
+            .finish()
+    }
+}
+
+impl Credentials {
+    pub fn from_settings<'a>(
+        settings: impl IntoIterator<Item = (&'a AllowedHost, &'a CredentialSettings)>,
+    ) -> Result<Credentials, String> {
+        let entries = settings
+            .into_iter()
+            .map(|(destination, credential)| {
+                Credential::from_settings(credential)
+                    .map(|credential| (destination.clone(), credential))
+                    .map_err(|why| format!("credentials for {destination}: {why}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Credentials { entries })
+    }
+
+    /// The credential for a request to `url`, if the settings give one.
+    pub fn for_url(&self, url: &reqwest::Url) -> Option<&Credential> {
+        self.entries
+            .iter()
+            .find(|(destination, _)| destination.allows(url))
+            .map(|(_, credential)| credential)
+    }
+}
+
+/// An OAuth2 client-credentials grant with its cached token.
+pub struct OAuth2Client {
+    token_url: reqwest::Url,
+    client_id: String,
+    client_secret: Secret,
+    token_type: Option<String>,
+    scope: Option<String>,
+    refresh_before: Duration,
+    /// The token in use; the lock also makes concurrent orders wait for one
+    /// fetch instead of each fetching its own.
+    cached: Mutex<Option<CachedToken>>,
+}
+
+struct CachedToken {
+    header: HeaderValue,
+    /// When to fetch a new one: `refresh_before` ahead of its expiry.
+    replace_at: Instant,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl OAuth2Client {
+    async fn header(&self, client: &reqwest::Client, timeout: Duration) -> Result<HeaderValue, CredentialError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(token) = cached.as_ref()
+            && Instant::now() < token.replace_at
+        {
+            return Ok(token.header.clone());
+        }
+        let token = self.fetch(client, timeout).await?;
+        let header = token.header.clone();
+        *cached = Some(token);
+        Ok(header)
+    }
+
+    /// Drops the cached token if it is still `sent` (another order may have
+    /// replaced it meanwhile).
+    async fn forget(&self, sent: &HeaderValue) {
+        let mut cached = self.cached.lock().await;
+        if cached.as_ref().is_some_and(|token| &token.header == sent) {
+            *cached = None;
+        }
+    }
+
+    async fn fetch(&self, client: &reqwest::Client, timeout: Duration) -> Result<CachedToken, CredentialError> {
+        let url = self.token_url.to_string();
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose()),
+        ];
+        if let Some(token_type) = &self.token_type {
+            form.push(("token_type", token_type));
+        }
+        if let Some(scope) = &self.scope {
+            form.push(("scope", scope));
+        }
+        let started = Instant::now();
+        let transport = |source| CredentialError::Transport { url: url.clone(), source };
+        let mut response = client
+            .post(self.token_url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if bytes.len() + chunk.len() > TOKEN_RESPONSE_BYTES {
+                return Err(CredentialError::Failed {
+                    url,
+                    message: format!("the answer is larger than {TOKEN_RESPONSE_BYTES} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        if status.is_client_error() {
+            return Err(CredentialError::Refused {
+                url,
+                status: status.as_u16(),
+                body: text.chars().take(300).filter(|c| !c.is_control()).collect::<String>().trim().to_string(),
+            });
+        }
+        if !status.is_success() {
+            return Err(CredentialError::Failed { url, message: format!("it answered {status}") });
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|error| CredentialError::Failed {
+            url: url.clone(),
+            message: format!("the answer is not a token ({error})"),
+        })?;
+        let scheme = match answer.token_type.as_deref() {
+            None => "Bearer".to_string(),
+            Some(kind) if kind.eq_ignore_ascii_case("bearer") => "Bearer".to_string(),
+            Some(kind) if kind.eq_ignore_ascii_case("jwt") => "JWT".to_string(),
+            Some(kind) => kind.to_string(),
+        };
+        let header = sensitive(&format!("{scheme} {}", answer.access_token)).map_err(|why| CredentialError::Failed {
+            url: url.clone(),
+            message: format!("the access token cannot be sent: {why}"),
+        })?;
+        let lifetime = answer.expires_in.map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        if lifetime <= self.refresh_before {
+            tracing::warn!(
+                token_url = %url,
+                expires_in_s = lifetime.as_secs(),
+                refresh_before_ms = self.refresh_before.as_millis() as u64,
+                "the token endpoint gives tokens that expire within refresh_before_ms: a new token is fetched for every request"
+            );
+        }
+        tracing::info!(token_url = %url, expires_in_s = lifetime.as_secs(), elapsed_ms = started.elapsed().as_millis() as u64, "fetched an OAuth2 access token");
+        Ok(CachedToken {
+            header,
+            replace_at: started + lifetime.saturating_sub(self.refresh_before),
+        })
+    }
+}
