@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use fulfillment_tests::artifacts::module_path;
 use fulfillment_tests::host_process::HostProcess;
-use fulfillment_tests::lms::LmsStandIn;
+use fulfillment_tests::lms::{LmsApi, LmsStandIn, credentials_toml};
 use fulfillment_tests::postgres;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -96,8 +96,7 @@ path = {enrollment:?}
 allowed_hosts = ["{lms}"]
 [modules.config]
 lms_url = "{lms}"
-api_key = "{API_KEY}"
-
+{credentials}
 [[modules]]
 name = "donation"
 path = {donation:?}
@@ -127,6 +126,7 @@ role = "admin"
         enrollment = module_path("enrollment").display().to_string(),
         donation = module_path("donation").display().to_string(),
         lms = lms.url(),
+        credentials = credentials_toml(&lms.url(), LmsApi::Enrollment, API_KEY, &dir.join("secrets")),
         products = fulfillment_tests::catalog::seat_and_donation(COURSE),
     );
     let path = dir.join("settings.toml");
@@ -323,7 +323,7 @@ async fn a_host_killed_mid_fulfillment_loses_nothing_and_fulfills_nothing_twice(
     }
     assert!(
         requests_per_key.values().any(|count| *count > 1),
-        "some line was sent again after the kill (and replayed by the LMS): {requests_per_key:?}"
+        "some line was sent again after the kill (and enrolled again harmlessly): {requests_per_key:?}"
     );
     let status = second.terminate(Duration::from_secs(30));
     assert!(status.success(), "the worker exits cleanly on SIGTERM: {status}");
@@ -513,7 +513,8 @@ async fn kill_9_during_a_sync_mode_dispatch_loses_nothing_and_fulfills_nothing_t
     }
 
     // The LMS: each seat sent by both hosts (so the second one did the
-    // work again), enrolled once (the second request was replayed).
+    // work again), enrolled once (the second request found the enrollment
+    // made and changed nothing, as the LMS does).
     for key in &seat_keys {
         assert_eq!(lms.fulfillments_for_key(key), 1, "seat line {key} enrolled once at the LMS; by key: {:?}", lms.fulfillments_by_key());
         assert_eq!(lms_requests_with_key(&lms, key), 2, "seat line {key} sent once by each host");
@@ -819,4 +820,92 @@ async fn a_checkout_dead_after_its_charge_becomes_an_order_on_sqlite() {
 async fn a_checkout_dead_after_its_charge_becomes_an_order_on_postgres() {
     let url = postgres::postgres_url().expect("FULFILLMENT_TEST_POSTGRES_URL is set");
     a_host_dead_between_charge_and_order_leaves_a_checkout_the_next_host_completes(postgres::fresh_schema(&url).await).await;
+}
+
+/// A host whose modules call the LMS with the host's credentials (the API
+/// key for enrollment, an OAuth2 JWT for entitlements), logging everything
+/// at debug level: neither its log nor its API answers ever carry a secret.
+#[tokio::test]
+async fn secrets_reach_the_lms_but_never_the_log_or_the_api() {
+    let lms = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = lms.url();
+    let secrets = dir.path().join("secrets");
+    let settings = format!(
+        r#"[[modules]]
+name = "enrollment"
+path = {enrollment:?}
+allowed_hosts = ["{url}"]
+[modules.config]
+lms_url = "{url}"
+{enrollment_credentials}
+[[modules]]
+name = "course-entitlement"
+path = {entitlement:?}
+allowed_hosts = ["{url}"]
+[modules.config]
+lms_url = "{url}"
+{entitlement_credentials}
+[server]
+bind = "127.0.0.1:0"
+
+[database]
+url = "sqlite://{database}"
+
+[[api.tokens]]
+name = "admin"
+sha256 = "{token_sha256}"
+role = "admin"
+
+{products}
+[[products]]
+sku = "ENT"
+product_type = "Course Entitlement"
+title = "Entitlement"
+price = "100.00"
+currency = "USD"
+attributes = {{ UUID = "course-uuid-1", certificate_type = "verified" }}
+"#,
+        enrollment = module_path("enrollment").display().to_string(),
+        entitlement = module_path("course-entitlement").display().to_string(),
+        enrollment_credentials = credentials_toml(&url, LmsApi::Enrollment, API_KEY, &secrets),
+        entitlement_credentials = credentials_toml(&url, LmsApi::Entitlements, API_KEY, &secrets),
+        database = dir.path().join("orders.db").display(),
+        token_sha256 = fulfillment_host::api::token_digest(TOKEN),
+        products = fulfillment_tests::catalog::seat_and_donation(COURSE),
+    );
+    let path = dir.path().join("settings.toml");
+    std::fs::write(&path, settings).expect("write settings");
+    let host = HostProcess::start_with_env(&path, &["serve"], &[("RUST_LOG", "debug,fulfillment_host=trace")]);
+    let base = host.url.clone().expect("serving");
+    let http = client();
+    let body = json!({
+        "user": {"username": "alice", "email": "alice@example.com"},
+        "basket": [{"sku": "SEAT", "quantity": 1}, {"sku": "ENT", "quantity": 1}],
+        "total": "149.00",
+        "currency": "USD",
+        "payment": {"processor": "test", "token": "tok_success"},
+    });
+    let (status, order) = send_json(http.post(format!("{base}/api/v1/orders")).bearer_auth(TOKEN).json(&body)).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{order:#}");
+    assert_eq!(order["status"], "Complete", "{order:#}");
+    let jwt = lms
+        .requests()
+        .into_iter()
+        .find_map(|request| request.authorization)
+        .expect("the entitlement request carried a JWT");
+    let jwt = jwt.trim_start_matches("JWT ").to_string();
+    let mut answers = vec![order.to_string()];
+    for path in ["/api/v1/modules", "/api/v1/orders", "/readyz"] {
+        answers.push(get_json(&http, &base, path).await.to_string());
+    }
+    let (exit, log) = host.terminate_and_read_log(Duration::from_secs(30));
+    assert!(exit.success(), "{exit}");
+    assert!(log.iter().any(|line| line.contains("fetched an OAuth2 access token")), "the log is the host's debug log");
+    let secrets = [API_KEY, fulfillment_tests::lms::CLIENT_SECRET, jwt.as_str()];
+    for text in answers.iter().chain(log.iter()) {
+        for secret in secrets {
+            assert!(!text.contains(secret), "a secret in `{text}`");
+        }
+    }
 }

@@ -108,6 +108,15 @@ impl HostProcess {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, waits for the exit (up to `limit`), and returns every stderr
+    /// line not read yet.
+    pub fn terminate_and_read_log(mut self, limit: Duration) -> (ExitStatus, Vec<String>) {
+        let log = std::mem::replace(&mut self.log, mpsc::channel().1);
+        let status = self.terminate(limit);
+        // The reader thread ends at the end of stderr, after the exit.
+        (status, log.iter().collect())
+    }
+
     /// SIGTERM, then waits for the process to exit (up to `limit`).
     pub fn terminate(mut self, limit: Duration) -> ExitStatus {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();

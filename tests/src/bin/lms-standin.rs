@@ -6,7 +6,10 @@ use std::time::Duration;
 use clap::Parser;
 use fulfillment_tests::lms::LmsStandIn;
 
-/// Serves the LMS Enrollment and Entitlements API contract on a loopback port.
+/// Serves the LMS Enrollment and Entitlements API contract on a loopback
+/// port, with its OAuth2 token endpoint: the Enrollment API takes the API key
+/// (or a token), the Entitlements API a JWT from client `ecommerce-worker`
+/// with secret `ecommerce-worker-secret`.
 #[derive(Debug, Parser)]
 struct Args {
     /// The loopback port to listen on.
