@@ -101,6 +101,7 @@ async fn record_and_misbehave(State(state): State<Arc<LmsState>>, request: Reque
 }
 
 /// Who is calling, or the 401 to answer.
+#[allow(clippy::result_large_err)] // the error is the answer itself, as axum handlers return it
 fn authenticate(state: &LmsState, headers: &HeaderMap, accepts: Accepts) -> Result<String, Response> {
     if let Some(authorization) = header_text(headers, "authorization") {
         if let Some(token) = authorization.strip_prefix("JWT ") {

@@ -37,7 +37,8 @@ pub enum CredentialError {
 pub enum Credential {
     /// Always the same header (`header` and `bearer`).
     Fixed { name: HeaderName, value: HeaderValue },
-    OAuth2(OAuth2Client),
+    /// Boxed: the client and its cache are much larger than a header.
+    OAuth2(Box<OAuth2Client>),
 }
 
 impl Credential {
@@ -64,7 +65,7 @@ impl Credential {
                 token_type,
                 scope,
                 refresh_before_ms,
-            } => Credential::OAuth2(OAuth2Client {
+            } => Credential::OAuth2(Box::new(OAuth2Client {
                 token_url: token_url.url().clone(),
                 client_id: client_id.clone(),
                 client_secret: secret(client_secret)?,
@@ -72,7 +73,7 @@ impl Credential {
                 scope: scope.clone(),
                 refresh_before: Duration::from_millis(*refresh_before_ms),
                 cached: Mutex::new(None),
-            }),
+            })),
         })
     }
 
@@ -115,11 +116,10 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
             .entries(self.entries.iter().map(|(destination, credential)| {
-                let kind = match credential {
+                match credential {
                     Credential::Fixed { name, .. } => format!("{destination}: header {name}"),
                     Credential::OAuth2(_) => format!("{destination}: oauth2-client-credentials"),
-                };
-                kind
+                }
             }))
             .finish()
     }
@@ -195,7 +195,7 @@ impl OAuth2Client {
     /// replaced it meanwhile).
     async fn forget(&self, sent: &HeaderValue) {
         let mut cached = self.cached.lock().await;
-        if cached.as_ref().is_some_and(|token| &token.header == sent) {
+        if cached.as_ref().is_some_and(|token| token.header == sent) {
             *cached = None;
         }
     }
