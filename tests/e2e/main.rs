@@ -16,4 +16,5 @@ mod entitlement;
 mod faults;
 mod loading;
 mod money;
+mod refund_contract;
 mod support;
