@@ -16,6 +16,9 @@ pub struct Claim {
     pub line_id: LineId,
     /// None when no module claimed the line.
     pub module: Option<String>,
+    /// The modules whose lane the line is in (they declare its product type
+    /// or `"*"`), in dispatch order: the only ones it was offered to.
+    pub offered_to: Vec<String>,
 }
 
 /// One module's claim on an order: its live session and the lines it took.
@@ -136,6 +139,14 @@ pub async fn plan(runtime: &Runtime, order: &Order) -> Vec<Claim> {
         .map(|line| line.id)
         .collect();
     let claims = claim_lines(runtime, order, pool).await;
+    let offered_to = |line_id: &LineId| -> Vec<String> {
+        runtime
+            .modules()
+            .iter()
+            .filter(|module| in_lane(module, order, *line_id))
+            .map(|module| module.name().to_string())
+            .collect()
+    };
     let mut plan: Vec<Claim> = claims
         .claims
         .iter()
@@ -144,17 +155,20 @@ pub async fn plan(runtime: &Runtime, order: &Order) -> Vec<Claim> {
             claim.lines.iter().map(move |line_id| Claim {
                 line_id: *line_id,
                 module: Some(module.clone()),
+                offered_to: offered_to(line_id),
             })
         })
         .chain(claims.faulted.iter().flat_map(|(lines, fault)| {
             lines.iter().map(|line_id| Claim {
                 line_id: *line_id,
                 module: Some(fault.module.clone()),
+                offered_to: offered_to(line_id),
             })
         }))
         .chain(claims.unclaimed.iter().map(|line_id| Claim {
             line_id: *line_id,
             module: None,
+            offered_to: offered_to(line_id),
         }))
         .collect();
     plan.sort_by_key(|claim| order.lines.iter().position(|line| line.id == claim.line_id));

@@ -93,10 +93,17 @@ impl LoadedModule {
     pub(super) async fn load(shared: Arc<Shared>, settings: &ModuleSettings) -> Result<LoadedModule, LoadError> {
         let name = settings.name.to_string();
         let path = settings.path.clone();
-        let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
-            module: name.clone(),
-            path: path.clone(),
-            source,
+        let bytes = std::fs::read(&path).map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => LoadError::NotFound {
+                module: name.clone(),
+                path: std::path::absolute(&path).unwrap_or_else(|_| path.clone()),
+                settings: None,
+            },
+            _ => LoadError::Read {
+                module: name.clone(),
+                path: path.clone(),
+                error,
+            },
         })?;
         if settings.limits.fuel.is_some() && !shared.engine.meters_fuel() {
             return Err(LoadError::FuelUnavailable { module: name, path });
