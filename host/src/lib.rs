@@ -12,7 +12,8 @@
 //! - [`services`]: checkout, fulfillment, refunds, catalog, order reads and
 //!   the job executor (use `dispatch`, `queue`, `storage`, `payments`);
 //! - [`jobs`]: the workers that run the queue (use `services`);
-//! - [`api`]: the HTTP API (uses `services`); [`app`]: all of it assembled.
+//! - [`api`]: the HTTP API (uses `services`); [`app`]: all of it assembled;
+//! - [`text`]: module-controlled text made safe for terminals and logs.
 //!
 //! `dispatch` uses `runtime`; nothing below calls upward. The binary
 //! (`main.rs`, `cli/`) is a thin shell over these.
@@ -28,3 +29,4 @@ pub mod runtime;
 pub mod services;
 pub mod settings;
 pub mod storage;
+pub mod text;

@@ -2,6 +2,7 @@
 
 mod cli;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -18,6 +19,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.default_log_filter())),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colours_on_stderr())
         .init();
     match cli::run(args).await {
         Ok(code) => code,
@@ -26,4 +28,11 @@ async fn main() -> ExitCode {
             ExitCode::from(cli::EXIT_ERROR)
         }
     }
+}
+
+/// Colours in the log only on a terminal, and not when NO_COLOR is set to
+/// anything but the empty string (https://no-color.org): a log written to a
+/// file or a pipe stays plain text.
+fn colours_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }

@@ -84,7 +84,10 @@ fn dispatch_prints_each_lines_module_status_and_note() {
     assert!(text.contains("DON"), "{text}");
     let book = text.lines().find(|line| line.contains("BOOK")).expect("a row for the book");
     assert!(book.contains("Fulfillment Configuration Error"), "{book}");
-    assert!(text.contains("[Error] line 3: No fulfillment module claimed line 3 (product type `Book`, sku BOOK)"), "{text}");
+    assert!(
+        text.contains("[Error] line 3: No fulfillment module claimed line 3 (product type `Book`, sku BOOK); no module declares product type `Book`: considered donation (declares Donation), coupon (declares Coupon)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -108,7 +111,12 @@ fn dispatch_dry_run_only_says_who_would_claim() {
     let row = |sku: &str| text.lines().find(|line| line.contains(sku)).map(str::to_string).unwrap_or_default();
     assert!(row("DON").ends_with("donation"), "{text}");
     assert!(row("CPN").ends_with("coupon"), "{text}");
-    assert!(row("BOOK").ends_with("(no module: Fulfillment Configuration Error)"), "{text}");
+    assert!(row("BOOK").ends_with("(no module declares its product type: Fulfillment Configuration Error)"), "{text}");
+
+    let output = host(&["dispatch", "--order", "order.json", "--dry-run", "--json"], dir.path());
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
+    assert_eq!(plan[0]["offered_to"], serde_json::json!(["donation"]), "{plan}");
+    assert_eq!(plan[2]["offered_to"], serde_json::json!([]), "{plan}");
 }
 
 #[test]
@@ -155,4 +163,148 @@ fn a_broken_settings_file_is_reported_with_its_path_and_line() {
     let text = stderr(&output);
     assert!(text.starts_with("error: invalid settings file bad.toml: TOML parse error at line 4"), "{text}");
     assert!(text.contains("unknown field `colour`"), "{text}");
+}
+
+/// Runs `args` with a settings file listing the misbehaving fixture as
+/// `config` and `limits` say, and an order of two seats.
+fn misbehaving(dir: &Path, config: &str, limits: &str, args: &[&str]) -> Output {
+    let settings = format!(
+        "[[modules]]\nname = \"misbehaving\"\npath = {:?}\n[modules.config]\n{config}\n[modules.limits]\n{limits}\n",
+        module("misbehaving").display().to_string(),
+    );
+    std::fs::write(dir.join("fixture.toml"), settings).expect("write settings");
+    let order = r#"{"number": "EDX-902", "currency": "USD", "user": {"username": "b", "email": "b@x"},
+        "lines": [{"id": 1, "unit_price": "1.00", "product": {"sku": "S1", "product_type": "Seat"}},
+                  {"id": 2, "unit_price": "1.00", "product": {"sku": "S2", "product_type": "Seat"}}]}"#;
+    std::fs::write(dir.join("seats.json"), order).expect("write order");
+    let mut all = vec!["--settings", "fixture.toml"];
+    all.extend_from_slice(args);
+    host(&all, dir)
+}
+
+/// What a module writes (notes, attributes, messages, log lines) reaches the
+/// terminal with its control characters escaped: no fake line, no ESC, no NUL.
+#[test]
+fn module_text_reaches_the_terminal_escaped_and_its_log_lines_show() {
+    let dir = workspace();
+    let wasm = module("misbehaving");
+    let wasm = wasm.to_str().expect("utf-8 path");
+    for command in [vec!["run-module", wasm, "--order", "seats.json"], vec!["dispatch", "--order", "seats.json"]] {
+        let output = misbehaving(dir.path(), "claim = \"Seat\"\nbehaviour = \"hostile-text\"", "", &command);
+        assert_eq!(output.status.code(), Some(3), "line 1 fails: {}", stderr(&output));
+        for (stream, text) in [("stdout", stdout(&output)), ("stderr", stderr(&output))] {
+            assert!(!text.contains('\x1b') && !text.contains('\0') && !text.contains('\r'), "{command:?} {stream}: {text:?}");
+            let forged: Vec<_> = text.lines().filter(|line| line.trim_start().starts_with("FORGED")).collect();
+            assert!(forged.is_empty(), "{command:?} {stream} has lines the module made up: {forged:?}\n{text}");
+        }
+        let out = stdout(&output);
+        assert!(out.contains("failure text\\nFORGED line\\u{1b}[2J\\0after NUL"), "{out}");
+        assert!(out.contains("name text\\nFORGED line"), "{out}");
+        assert!(out.contains("note text\\nFORGED line"), "{out}");
+    }
+    // run-module shows the module's log lines without -v, one log line each.
+    let output = misbehaving(dir.path(), "claim = \"Seat\"\nbehaviour = \"hostile-text\"", "", &["run-module", wasm, "--order", "seats.json"]);
+    let err = stderr(&output);
+    assert!(err.contains("first message\\nFORGED host log line"), "{err}");
+    assert!(err.contains("\\u{1b}[2Jcleared the screen"), "{err}");
+    assert!(err.contains("nul\\0byte\\r\\nFORGED after CRLF"), "{err}");
+}
+
+/// Logs are plain text off a terminal (here a pipe), and a module file that
+/// does not exist is named once, resolved, with the settings file.
+#[test]
+fn logs_off_a_terminal_have_no_colours_and_a_missing_module_names_its_settings_file() {
+    let dir = workspace();
+    std::fs::write(dir.path().join("missing.toml"), "[[modules]]\nname = \"x\"\npath = \"nothere/x.wasm\"\non_load_failure = \"disable\"\n")
+        .expect("write settings");
+    let output = host(&["--settings", "missing.toml", "modules"], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("module disabled"), "the load failure is logged: {err}");
+    assert!(!err.contains('\x1b'), "no ANSI colours in a log that is not a terminal: {err:?}");
+
+    std::fs::write(dir.path().join("stop.toml"), "[[modules]]\nname = \"x\"\npath = \"nothere/x.wasm\"\n").expect("write settings");
+    let output = host(&["--settings", "stop.toml", "modules"], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output).trim(),
+        format!(
+            "error: module `x`: {} does not exist (the `path` of the module in stop.toml, resolved against that file's folder)",
+            dir.path().join("nothere/x.wasm").display()
+        )
+    );
+}
+
+#[test]
+fn modules_prints_the_full_sha256_and_marks_a_wildcard_module() {
+    let dir = workspace();
+    let output = misbehaving(dir.path(), "claim = \"*\"", "", &["modules"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let digest = hex_sha256(&module("misbehaving"));
+    let row = text.lines().find(|line| line.starts_with("misbehaving")).expect("a row");
+    assert!(row.contains(&digest), "the full sha256 {digest}: {text}");
+    assert!(row.contains("* (every product type)"), "{text}");
+
+    let output = misbehaving(dir.path(), "claim = \"*\"", "", &["modules", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
+    assert_eq!(json[0]["wildcard"], true);
+    assert_eq!(json[0]["product_types"], serde_json::json!(["*"]));
+    let output = host(&["modules", "--json"], dir.path());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
+    assert_eq!(json[0]["wildcard"], false);
+}
+
+fn hex_sha256(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).expect("read module")))
+}
+
+/// `check X.wasm | head -c1`: the reader is gone before the output is
+/// written; the command ends without a panic.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let dir = workspace();
+    let wasm = module("enrollment");
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_fulfillment-host"))
+        .args(["check", wasm.to_str().expect("utf-8 path")])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(writer)
+        .output()
+        .expect("fulfillment-host runs");
+    let err = stderr(&output);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(output.status.code(), Some(0), "{err}");
+}
+
+/// `run-module` gives the module its `limits.fuel` budget, as `dispatch` does.
+#[test]
+fn run_module_honours_limits_fuel() {
+    let dir = workspace();
+    let wasm = module("misbehaving");
+    let output = misbehaving(
+        dir.path(),
+        "claim = \"Seat\"\nbehaviour = \"loop\"",
+        "fuel = 1000000",
+        &["run-module", wasm.to_str().expect("utf-8 path"), "--order", "seats.json"],
+    );
+    assert_eq!(output.status.code(), Some(3), "the loop runs out of fuel: {}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("exceeded its fuel budget of 1000000 for one call (fuel)"), "{text}");
+}
+
+/// The scripts stop only the processes they started, by pid, never by name.
+#[test]
+fn scripts_never_stop_processes_by_name() {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+    for entry in std::fs::read_dir(&scripts).expect("scripts/") {
+        let path = entry.expect("an entry").path();
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        for word in ["pkill", "killall"] {
+            assert!(!text.contains(word), "{} uses {word}", path.display());
+        }
+    }
 }

@@ -231,7 +231,7 @@ async fn tokens_and_roles_are_enforced(db: Db) {
     let broken = &modules[5];
     assert_eq!((&broken["name"], &broken["status"], &broken["enabled"]), (&json!("broken"), &json!("failed"), &json!(false)));
     assert!(
-        broken["error"].as_str().is_some_and(|error| error.starts_with("module `broken`: cannot read /nonexistent/broken.wasm")),
+        broken["error"].as_str().is_some_and(|error| error.starts_with("module `broken`: /nonexistent/broken.wasm does not exist")),
         "{broken}"
     );
     let (status, document) = app.get("/openapi.json", CHECKOUT_TOKEN).await;

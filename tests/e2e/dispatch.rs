@@ -53,7 +53,7 @@ async fn a_line_no_module_claims_is_a_configuration_error_and_the_rest_completes
     assert_eq!(order.lines[1].fulfilled_by, None);
     assert_eq!(
         notes_for(&order, 2),
-        ["No fulfillment module claimed line 2 (product type `Book`, sku BOOK-1)"]
+        ["No fulfillment module claimed line 2 (product type `Book`, sku BOOK-1); no module declares product type `Book`: considered enrollment (declares Seat), coupon (declares Coupon), enrollment-code (declares Enrollment Code), course-entitlement (declares Course Entitlement), donation (declares Donation)"]
     );
 }
 

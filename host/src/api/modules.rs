@@ -32,7 +32,12 @@ pub struct ModuleView {
     pub module: Option<String>,
     pub version: Option<String>,
     pub sha256: Option<String>,
+    /// The product types the module declared: it is offered only lines of
+    /// these (its lane). `"*"` means every product type.
     pub product_types: Vec<String>,
+    /// Whether the module declared the wildcard `"*"`: it is offered every
+    /// line that no earlier module claimed.
+    pub wildcard: bool,
     pub limits: Option<ModuleLimits>,
     /// Orders the module is working on now.
     pub in_flight: Option<usize>,
@@ -51,6 +56,7 @@ impl ModuleView {
             version: Some(module.info().version.clone()),
             sha256: Some(module.digest().to_string()),
             product_types: module.info().product_types.clone(),
+            wildcard: module.info().is_wildcard(),
             limits: Some(module.limits().clone()),
             in_flight: Some(module.in_flight()),
             circuit_breaker: Some(module.breaker().view()),
@@ -68,6 +74,7 @@ impl ModuleView {
             version: None,
             sha256: None,
             product_types: Vec::new(),
+            wildcard: false,
             limits: None,
             in_flight: None,
             circuit_breaker: None,

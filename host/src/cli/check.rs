@@ -1,9 +1,12 @@
 //! `fulfillment-host check MODULE.wasm`
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use fulfillment_host::runtime::{ModuleEngine, Runtime};
+
+use super::print::{emit, esc};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,14 +19,16 @@ pub async fn run(settings: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let mut runtime = Runtime::with_engine(ModuleEngine::build(module_settings.limits.fuel.is_some())?)?;
     let module = runtime.add(&module_settings).await?;
     let info = module.info();
-    println!("{}: implements commerce:fulfillment/fulfillment-module@1.0.0", args.wasm.display());
-    println!("  name:          {}", info.name);
-    println!("  version:       {}", info.version);
-    println!("  product types: {}", info.product_types.join(", "));
-    println!("  sha256:        {}", module.digest());
-    println!("  imports:");
+    let mut out = String::new();
+    writeln!(out, "{}: implements commerce:fulfillment/fulfillment-module@1.0.0", args.wasm.display())?;
+    writeln!(out, "  name:          {}", esc(&info.name))?;
+    writeln!(out, "  version:       {}", esc(&info.version))?;
+    writeln!(out, "  product types: {}", esc(&info.lane()))?;
+    writeln!(out, "  sha256:        {}", module.digest())?;
+    writeln!(out, "  imports:")?;
     for import in module.imports() {
-        println!("    {import}");
+        writeln!(out, "    {import}")?;
     }
+    emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }

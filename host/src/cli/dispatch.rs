@@ -29,9 +29,9 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         let plan = dispatch::plan(&runtime, &order).await;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+            print::emit(&format!("{}\n", serde_json::to_string_pretty(&plan)?))?;
         } else {
-            print::plan(&order, &plan);
+            print::emit(&print::plan(&order, &plan)?)?;
         }
         return Ok(ExitCode::SUCCESS);
     }

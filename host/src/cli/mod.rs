@@ -30,7 +30,8 @@ pub struct Cli {
     /// The settings file; paths inside it are relative to it.
     #[arg(long, global = true, default_value = "settings.toml")]
     settings: PathBuf,
-    /// Log module calls and HTTP calls (or set RUST_LOG).
+    /// Log module calls and HTTP calls (or set RUST_LOG); `run-module` shows
+    /// the module's own log lines without it.
     #[arg(long, short, global = true)]
     verbose: bool,
     #[command(subcommand)]
@@ -59,9 +60,16 @@ enum Command {
 }
 
 impl Cli {
-    /// The log filter when RUST_LOG is not set.
+    /// The log filter when RUST_LOG is not set. `run-module` shows every
+    /// log line of the module it runs (target `module`): that is what a
+    /// plugin author runs it for.
     pub fn default_log_filter(&self) -> &'static str {
-        if self.verbose || matches!(self.command, Command::Serve(_) | Command::Worker(_)) { "info" } else { "warn" }
+        let host = if self.verbose || matches!(self.command, Command::Serve(_) | Command::Worker(_)) { "info" } else { "warn" };
+        match (&self.command, host) {
+            (Command::RunModule(_), "info") => "info,module=trace",
+            (Command::RunModule(_), _) => "warn,module=trace",
+            (_, host) => host,
+        }
     }
 }
 

@@ -1,10 +1,13 @@
 //! `fulfillment-host modules`
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use fulfillment_host::runtime::Runtime;
 use fulfillment_host::settings::Settings;
+
+use super::print::{emit, esc};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,44 +19,47 @@ pub struct Args {
 pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(settings_path)?;
     let runtime = Runtime::load(&settings).await?;
-    let loaded = runtime.modules().iter().map(|module| {
-        serde_json::json!({
-            "name": module.name(),
-            "status": "running",
-            "module": module.info().name,
-            "version": module.info().version,
-            "product_types": module.info().product_types,
-            "sha256": module.digest().to_string(),
-            "path": module.path().display().to_string(),
-        })
-    });
-    let disabled = runtime.disabled().iter().map(|module| {
-        serde_json::json!({
-            "name": module.name,
-            "status": if module.load_failed { "failed" } else { "disabled" },
-            "error": module.reason,
-            "path": module.path.display().to_string(),
-        })
-    });
-    let rows: Vec<serde_json::Value> = loaded.chain(disabled).collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        let loaded = runtime.modules().iter().map(|module| {
+            serde_json::json!({
+                "name": module.name(),
+                "status": "running",
+                "module": module.info().name,
+                "version": module.info().version,
+                "product_types": module.info().product_types,
+                "wildcard": module.info().is_wildcard(),
+                "sha256": module.digest().to_string(),
+                "path": module.path().display().to_string(),
+            })
+        });
+        let disabled = runtime.disabled().iter().map(|module| {
+            serde_json::json!({
+                "name": module.name,
+                "status": if module.load_failed { "failed" } else { "disabled" },
+                "error": module.reason,
+                "path": module.path.display().to_string(),
+            })
+        });
+        let rows: Vec<serde_json::Value> = loaded.chain(disabled).collect();
+        emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<20} {:<10} {:<22} {:<16} path", "name", "version", "product types", "sha256");
+    let mut out = String::new();
+    writeln!(out, "{:<20} {:<10} {:<24} {:<64} path", "name", "version", "product types", "sha256")?;
     for module in runtime.modules() {
-        let digest = module.digest().to_string();
-        println!(
-            "{:<20} {:<10} {:<22} {:<16} {}",
+        writeln!(
+            out,
+            "{:<20} {:<10} {:<24} {} {}",
             module.name(),
-            module.info().version,
-            module.info().product_types.join(", "),
-            &digest[..16],
+            esc(&module.info().version),
+            esc(&module.info().lane()),
+            module.digest(),
             module.path().display()
-        );
+        )?;
     }
     for module in runtime.disabled() {
-        println!("{:<20} (disabled: {})", module.name, module.reason);
+        writeln!(out, "{:<20} (disabled: {})", module.name, esc(&module.reason))?;
     }
+    emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,16 +1,19 @@
 //! `fulfillment-host run-module MODULE.wasm --order ORDER.json`: the local
 //! runner for plugin authors. The module runs exactly as in the host (same
-//! dispatch, same checks of its answers), alone.
+//! dispatch, same lanes, same limits, same checks of its answers), alone; its
+//! log lines show on stderr (every level; the host's own from warn, or info
+//! with `-v`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use fulfillment_host::dispatch;
-use fulfillment_host::runtime::Runtime;
+use fulfillment_host::runtime::{ModuleEngine, Runtime};
 use fulfillment_host::settings::AllowedHost;
 
-use super::{print, read_order};
+use super::print::{self, esc};
+use super::read_order;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,15 +49,17 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         module_settings.allowed_hosts.push(allowed);
     }
     let mut order = read_order(&args.order)?;
-    let mut runtime = Runtime::new()?;
+    // As `dispatch` and `check` do: an engine that meters fuel when the
+    // module has a `limits.fuel` budget.
+    let mut runtime = Runtime::with_engine(ModuleEngine::build(module_settings.limits.fuel.is_some())?)?;
     let module = runtime.add(&module_settings).await?;
     let info = module.info();
     eprintln!(
         "module {} ({} {}, product types: {})",
         module.name(),
-        info.name,
-        info.version,
-        info.product_types.join(", ")
+        esc(&info.name),
+        esc(&info.version),
+        esc(&info.lane())
     );
     let report = dispatch::fulfill_order(&runtime, &mut order).await?;
     print::finish(&order, &report, args.json)

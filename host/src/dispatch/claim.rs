@@ -1,4 +1,6 @@
-//! The claim phase: each module, in order, claims lines from the pool.
+//! The claim phase: each module, in order, claims lines from the pool; a
+//! module is offered only the lines in its lane (the product types it
+//! declared in `describe`, or every line for the wildcard `"*"`).
 
 use std::time::Instant;
 
@@ -14,6 +16,9 @@ pub struct Claim {
     pub line_id: LineId,
     /// None when no module claimed the line.
     pub module: Option<String>,
+    /// The modules whose lane the line is in (they declare its product type
+    /// or `"*"`), in dispatch order: the only ones it was offered to.
+    pub offered_to: Vec<String>,
 }
 
 /// One module's claim on an order: its live session and the lines it took.
@@ -36,7 +41,9 @@ pub(super) struct Claims<'m> {
     pub calls: Vec<ModuleCall>,
 }
 
-/// Offers `pool` (line ids of `order`) to the runtime's modules in order.
+/// Offers `pool` (line ids of `order`) to the runtime's modules in order,
+/// each line only to the modules whose lane it is in. A module with no line
+/// of its lane left is not asked at all.
 pub(super) async fn claim_lines<'m>(runtime: &'m Runtime, order: &Order, mut pool: Vec<LineId>) -> Claims<'m> {
     let mut claims = Claims {
         claims: Vec::new(),
@@ -49,9 +56,12 @@ pub(super) async fn claim_lines<'m>(runtime: &'m Runtime, order: &Order, mut poo
         if pool.is_empty() {
             break;
         }
+        let asked = pool.iter().filter(|line_id| in_lane(module, order, **line_id)).count();
+        if asked == 0 {
+            continue;
+        }
         let span = tracing::info_span!("claim", module = module.name(), order = %order.number);
         let started = Instant::now();
-        let asked = pool.len();
         let result = claim_for_module(module, order, &mut pool).instrument(span.clone()).await;
         let mut call = ModuleCall {
             module: module.name().to_string(),
@@ -79,7 +89,15 @@ pub(super) async fn claim_lines<'m>(runtime: &'m Runtime, order: &Order, mut poo
     claims
 }
 
-/// Asks one module about every line in `pool`, removing what it claims.
+/// Whether line `line_id` of `order` is in `module`'s lane.
+fn in_lane(module: &LoadedModule, order: &Order, line_id: LineId) -> bool {
+    order
+        .line(line_id)
+        .is_some_and(|line| module.info().serves(&line.product.product_type))
+}
+
+/// Asks one module about every line of its lane in `pool`, removing what it
+/// claims.
 /// On a fault, the lines it had claimed are returned with the fault (they
 /// are its lines; it can no longer fulfill them).
 async fn claim_for_module<'m>(
@@ -92,7 +110,7 @@ async fn claim_for_module<'m>(
     let mut index = 0;
     while index < pool.len() {
         let line_id = pool[index];
-        let Some(line) = order.line(line_id) else {
+        let Some(line) = order.line(line_id).filter(|line| module.info().serves(&line.product.product_type)) else {
             index += 1;
             continue;
         };
@@ -121,6 +139,14 @@ pub async fn plan(runtime: &Runtime, order: &Order) -> Vec<Claim> {
         .map(|line| line.id)
         .collect();
     let claims = claim_lines(runtime, order, pool).await;
+    let offered_to = |line_id: &LineId| -> Vec<String> {
+        runtime
+            .modules()
+            .iter()
+            .filter(|module| in_lane(module, order, *line_id))
+            .map(|module| module.name().to_string())
+            .collect()
+    };
     let mut plan: Vec<Claim> = claims
         .claims
         .iter()
@@ -129,17 +155,20 @@ pub async fn plan(runtime: &Runtime, order: &Order) -> Vec<Claim> {
             claim.lines.iter().map(move |line_id| Claim {
                 line_id: *line_id,
                 module: Some(module.clone()),
+                offered_to: offered_to(line_id),
             })
         })
         .chain(claims.faulted.iter().flat_map(|(lines, fault)| {
             lines.iter().map(|line_id| Claim {
                 line_id: *line_id,
                 module: Some(fault.module.clone()),
+                offered_to: offered_to(line_id),
             })
         }))
         .chain(claims.unclaimed.iter().map(|line_id| Claim {
             line_id: *line_id,
             module: None,
+            offered_to: offered_to(line_id),
         }))
         .collect();
     plan.sort_by_key(|claim| order.lines.iter().position(|line| line.id == claim.line_id));

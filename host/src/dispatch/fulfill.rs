@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::DispatchError;
+use super::caps;
 use super::claim::{ModuleClaim, claim_lines};
 use super::report::{Attempt, DispatchReport, ModuleCall};
 use crate::model::{LineId, LineStatus, NoteKind, Order, OrderNote, OrderStatus};
@@ -73,7 +74,8 @@ async fn dispatch(runtime: &Runtime, order: &mut Order, pool: Vec<LineId>) -> Re
         });
         let elapsed = run.elapsed;
         let module = run.module.clone();
-        for (line_id, result) in checked_answers(run) {
+        let answers = caps::bounded(runtime, order, &module, checked_answers(run));
+        for (line_id, result) in answers {
             apply(order, line_id, Some(&module), result, elapsed, &mut report)?;
         }
     }
@@ -253,21 +255,38 @@ fn checked_answers(run: ModuleRun) -> Vec<(LineId, LineResult)> {
     answers
 }
 
-/// The result for a line no module claimed: a configuration error (naming
-/// the modules that failed to load, which may have been its owners), unless
-/// a module faulted before it could say whether the line was its own: then
-/// a timeout error if every such module ran out of time, else a server
-/// error; a retry may fix either.
+/// The result for a line no module claimed: a configuration error (saying
+/// which modules were considered and what they declare when none declares
+/// its product type, and naming the modules that failed to load, which may
+/// have been its owners), unless a module whose lane the line is in faulted
+/// before it could say whether the line was its own: then a timeout error if
+/// every such module ran out of time, else a server error; a retry may fix
+/// either.
 fn unclaimed_result(runtime: &Runtime, order: &Order, line_id: LineId, deciding_faults: &[ModuleFault]) -> LineResult {
-    let what = match order.line(line_id) {
+    let line = order.line(line_id);
+    let what = match line {
         Some(line) => format!(
             "line {line_id} (product type `{}`, sku {})",
             line.product.product_type, line.product.sku
         ),
         None => format!("line {line_id}"),
     };
-    if deciding_faults.is_empty() {
+    let product_type = line.map(|line| line.product.product_type.as_str());
+    let in_lane = |module: &str| match (runtime.module(module), product_type) {
+        (Some(module), Some(product_type)) => module.info().serves(product_type),
+        _ => true,
+    };
+    let faults: Vec<&ModuleFault> = deciding_faults.iter().filter(|fault| in_lane(&fault.module)).collect();
+    if faults.is_empty() {
         let mut message = format!("No fulfillment module claimed {what}");
+        if let Some(product_type) = product_type
+            && !runtime.modules().iter().any(|module| module.info().serves(product_type))
+        {
+            message.push_str(&format!(
+                "; no module declares product type `{product_type}`: considered {}",
+                considered(runtime)
+            ));
+        }
         for disabled in runtime.disabled().iter().filter(|module| module.load_failed) {
             message.push_str(&format!("; module {} is disabled because it failed to load", disabled.name));
         }
@@ -276,16 +295,30 @@ fn unclaimed_result(runtime: &Runtime, order: &Order, line_id: LineId, deciding_
             message,
         };
     }
-    let faults: Vec<String> = deciding_faults.iter().map(ToString::to_string).collect();
-    let status = if deciding_faults.iter().all(|fault| matches!(fault.kind, FaultKind::TimedOut | FaultKind::OverBudget)) {
+    let status = if faults.iter().all(|fault| matches!(fault.kind, FaultKind::TimedOut | FaultKind::OverBudget)) {
         LineStatus::TimeoutError
     } else {
         LineStatus::ServerError
     };
+    let faults: Vec<String> = faults.iter().map(ToString::to_string).collect();
     LineResult::Failed {
         status,
         message: format!("No fulfillment module claimed {what}, but {}", faults.join("; ")),
     }
+}
+
+/// The running modules and their lanes, for a note: "donation (declares
+/// Donation), coupon (declares Coupon)".
+fn considered(runtime: &Runtime) -> String {
+    if runtime.modules().is_empty() {
+        return "no module (none is running)".into();
+    }
+    runtime
+        .modules()
+        .iter()
+        .map(|module| format!("{} (declares {})", module.name(), module.info().lane()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Sets one line's status, owner and attributes, and notes what happened.

@@ -31,6 +31,7 @@ pub async fn revoke_line(runtime: &Runtime, order: &Order, line_id: LineId) -> R
     let result = call.instrument(span.clone()).await.unwrap_or_else(|fault| RevokeResult::NotRevoked {
         reason: fault.to_string(),
     });
+    let result = super::caps::bounded_revoke(module.limits(), result);
     tracing::info!(parent: &span, ?result, "line revocation");
     Ok(result)
 }

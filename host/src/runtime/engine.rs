@@ -214,7 +214,7 @@ impl Runtime {
                 });
                 continue;
             }
-            match runtime.add(module).await {
+            match runtime.add(module).await.map_err(|error| error.in_settings(&settings.path)) {
                 Ok(_) => {}
                 Err(error) if module.on_load_failure == LoadFailurePolicy::Disable => {
                     tracing::error!(module = %module.name, %error, "module disabled: it failed to load (on_load_failure = \"disable\")");

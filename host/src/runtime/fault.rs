@@ -89,7 +89,8 @@ impl ModuleFault {
 }
 
 /// The useful part of the guest's stderr: a Rust panic's first lines, or
-/// else the last line (an allocation failure), at most 500 bytes.
+/// else the last line (an allocation failure), at most 500 bytes, with its
+/// control characters escaped (it goes into notes and logs).
 fn guest_last_words(stderr: &str) -> String {
     let said = || {
         stderr
@@ -107,5 +108,5 @@ fn guest_last_words(stderr: &str) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].to_string()
+    crate::text::escape_control(&text[..end]).into_owned()
 }

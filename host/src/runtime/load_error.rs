@@ -1,3 +1,5 @@
+//! Why a module could not be loaded: [`LoadError`].
+
 use std::path::PathBuf;
 
 /// Why a module could not be loaded. Every variant names the module and the
@@ -7,12 +9,26 @@ pub enum LoadError {
     /// The engine could not be set up (a host problem, not a module's).
     #[error("cannot set up the WebAssembly engine: {0:#}")]
     Engine(wasmtime::Error),
-    /// The file could not be read.
-    #[error("module `{module}`: cannot read {}: {source}", path.display())]
+    /// The file does not exist: its path as resolved, and the settings file
+    /// that names it (none for a file given on the command line).
+    #[error(
+        "module `{module}`: {} does not exist{}",
+        path.display(),
+        settings.as_ref().map(|settings| format!(" (the `path` of the module in {}, resolved against that file's folder)", settings.display())).unwrap_or_default()
+    )]
+    NotFound {
+        module: String,
+        /// Absolute.
+        path: PathBuf,
+        settings: Option<PathBuf>,
+    },
+    /// The file could not be read. (The I/O error is in the message, not a
+    /// `source`: printed with its causes it would show twice.)
+    #[error("module `{module}`: cannot read {}: {error}", path.display())]
     Read {
         module: String,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file's SHA-256 is not the `sha256` pinned in settings.toml.
     #[error("module `{module}`: {} has sha256 {actual}, but settings.toml pins {expected}; refusing to load it", path.display())]
@@ -64,11 +80,26 @@ pub enum LoadError {
     /// A credential of `[modules.credentials]` cannot be used.
     #[error("module `{module}`: {message}")]
     Credentials { module: String, message: String },
-    /// `describe` trapped.
-    #[error("module `{module}`: {}: describe() failed: {message}", path.display())]
+    /// `describe` trapped. The message holds what the module wrote, with its
+    /// control characters escaped (it reaches terminals and logs).
+    #[error("module `{module}`: {}: describe() failed: {}", path.display(), crate::text::escape_control(message))]
     Describe {
         module: String,
         path: PathBuf,
         message: String,
     },
+}
+
+impl LoadError {
+    /// The same error, saying which settings file named the module.
+    pub(super) fn in_settings(self, settings_path: &std::path::Path) -> LoadError {
+        match self {
+            LoadError::NotFound { module, path, settings: None } => LoadError::NotFound {
+                module,
+                path,
+                settings: Some(settings_path.to_path_buf()),
+            },
+            other => other,
+        }
+    }
 }

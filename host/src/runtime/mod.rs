@@ -28,5 +28,5 @@ pub use engine::{DisabledModule, ModuleEngine, Runtime};
 pub use fault::{FaultKind, ModuleFault};
 pub use meter::TICK;
 pub use load_error::LoadError;
-pub use module::{LoadedModule, ModuleInfo};
+pub use module::{LoadedModule, ModuleInfo, WILDCARD_PRODUCT_TYPE};
 pub use session::{LineResult, ModuleSession, RevokeResult};

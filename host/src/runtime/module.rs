@@ -23,12 +23,51 @@ const WASM_MAGIC: [u8; 4] = *b"\0asm";
 /// The version field of a core module (a component has another).
 const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
 
+/// The product type a module declares in `describe` to be offered every
+/// line, whatever its product type.
+pub const WILDCARD_PRODUCT_TYPE: &str = "*";
+
 /// What a module says of itself (`describe`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ModuleInfo {
     pub name: String,
     pub version: String,
+    /// The product types it is offered lines of (its lane); `"*"` for all.
     pub product_types: Vec<String>,
+}
+
+impl ModuleInfo {
+    /// Whether the module declared the wildcard `"*"`: it is offered every line.
+    pub fn is_wildcard(&self) -> bool {
+        self.product_types.iter().any(|declared| declared == WILDCARD_PRODUCT_TYPE)
+    }
+
+    /// Whether a line of `product_type` is in the module's lane: it declared
+    /// that product type (exactly, as the catalog spells it) or the wildcard.
+    pub fn serves(&self, product_type: &str) -> bool {
+        self.product_types
+            .iter()
+            .any(|declared| declared == product_type || declared == WILDCARD_PRODUCT_TYPE)
+    }
+
+    /// The declared product types for people: "Seat, Donation", "* (every
+    /// product type)", or "(none)".
+    pub fn lane(&self) -> String {
+        if self.product_types.is_empty() {
+            return "(none)".into();
+        }
+        self.product_types
+            .iter()
+            .map(|declared| {
+                if declared == WILDCARD_PRODUCT_TYPE {
+                    "* (every product type)".to_string()
+                } else {
+                    declared.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// A module ready to run: compiled, checked against the world, pre-linked.
@@ -54,10 +93,17 @@ impl LoadedModule {
     pub(super) async fn load(shared: Arc<Shared>, settings: &ModuleSettings) -> Result<LoadedModule, LoadError> {
         let name = settings.name.to_string();
         let path = settings.path.clone();
-        let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
-            module: name.clone(),
-            path: path.clone(),
-            source,
+        let bytes = std::fs::read(&path).map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => LoadError::NotFound {
+                module: name.clone(),
+                path: std::path::absolute(&path).unwrap_or_else(|_| path.clone()),
+                settings: None,
+            },
+            _ => LoadError::Read {
+                module: name.clone(),
+                path: path.clone(),
+                error,
+            },
         })?;
         if settings.limits.fuel.is_some() && !shared.engine.meters_fuel() {
             return Err(LoadError::FuelUnavailable { module: name, path });

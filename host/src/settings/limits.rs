@@ -48,8 +48,20 @@ pub struct ModuleLimits {
     /// notes and failure messages together.
     #[schema(value_type = u32)]
     pub output_bytes: NonZeroU32,
-    /// Log bytes the module may write while working on one order; the rest
-    /// is dropped (and the host says so once).
+    /// Bytes of attributes (names and values) the module may keep on one
+    /// line, what the line had before included. A line whose attributes
+    /// would grow past it fails (`Fulfillment Server Error`) and nothing of
+    /// the answer is stored.
+    pub line_attributes_bytes: u32,
+    /// Bytes of attributes the module may keep on all its lines of one
+    /// order together; the line that would go past it fails the same way.
+    pub order_attributes_bytes: u32,
+    /// Bytes of one note or failure message of the module (and of a revoke
+    /// reason) that are stored; the rest is cut, and the note says so.
+    pub note_bytes: u32,
+    /// Log bytes the module may write while working on one order (all its
+    /// calls for that order together); the rest is dropped (and the host
+    /// says so once).
     pub log_bytes: u32,
     /// Host HTTP calls the module may make while working on one order.
     pub http_calls: u32,
@@ -76,6 +88,11 @@ impl Default for ModuleLimits {
             memory_bytes: 64 * 1024 * 1024,
             table_elements: 10_000,
             output_bytes: NonZeroU32::new(256 * 1024).expect("nonzero"),
+            // A line of 1,000 enrollment codes keeps about 17 KiB.
+            line_attributes_bytes: 64 * 1024,
+            order_attributes_bytes: 256 * 1024,
+            // As long as a module's log line (runtime/host/log.rs).
+            note_bytes: 4 * 1024,
             log_bytes: 64 * 1024,
             http_calls: 100,
             // The reference's ENROLLMENT_FULFILLMENT_TIMEOUT.

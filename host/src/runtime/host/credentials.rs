@@ -239,7 +239,7 @@ impl OAuth2Client {
             return Err(CredentialError::Refused {
                 url,
                 status: status.as_u16(),
-                body: text.chars().take(300).filter(|c| !c.is_control()).collect::<String>().trim().to_string(),
+                body: crate::text::escape_control(text.chars().take(300).collect::<String>().trim()).into_owned(),
             });
         }
         if !status.is_success() {

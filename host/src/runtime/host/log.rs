@@ -1,14 +1,17 @@
 //! `commerce:fulfillment/log`: module messages into `tracing`.
 
 use crate::runtime::bindings::log::{Host, Level};
+use crate::text::{escape_control, truncated};
 
 /// The longest single message written to the log; longer ones are cut.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024;
 
-/// Tags each message with the module and the order it is working on, and
-/// keeps to the module's `log_bytes` budget for the order: past it, messages
-/// are dropped and the host says so once, so a chatty module cannot flood
-/// the host's logs.
+/// Tags each message with the module and the order it is working on, writes
+/// its control characters as visible escapes (a newline cannot start a forged
+/// log line, an ESC cannot reach the operator's terminal), and keeps to the
+/// module's `log_bytes` budget for the order (all its calls for the order
+/// share it): past it, messages are dropped and the host says so once, so a
+/// chatty module cannot flood the host's logs.
 pub struct LogCtx {
     module: String,
     order: String,
@@ -46,7 +49,7 @@ impl Host for LogCtx {
             self.dropped += 1;
             return;
         }
-        let message = truncated(&message, MAX_MESSAGE_BYTES);
+        let message = escape_control(&truncated(&message, MAX_MESSAGE_BYTES)).into_owned();
         let (module, order) = (&self.module, &self.order);
         match level {
             Level::Trace => tracing::trace!(target: "module", module, order, "{message}"),
@@ -56,18 +59,6 @@ impl Host for LogCtx {
             Level::Error => tracing::error!(target: "module", module, order, "{message}"),
         }
     }
-}
-
-/// `text` cut to at most `limit` bytes at a character boundary, marked when cut.
-fn truncated(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= limit {
-        return text.into();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes cut)", &text[..end], text.len() - end).into()
 }
 
 #[cfg(test)]
@@ -83,11 +74,5 @@ mod tests {
         log.log(Level::Info, "1".into());
         log.log(Level::Info, "1".into());
         assert_eq!(log.dropped(), 2);
-    }
-
-    #[test]
-    fn a_long_message_is_cut_at_a_character_boundary() {
-        assert_eq!(truncated("héllo", 2), "h… (5 bytes cut)");
-        assert_eq!(truncated("hello", 5), "hello");
     }
 }
