@@ -308,3 +308,66 @@ fn scripts_never_stop_processes_by_name() {
         }
     }
 }
+
+/// Settings whose enrollment module authenticates to an LMS with an API
+/// key the host reads from `LMS_API_KEY`.
+fn credentials_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = format!(
+        "[[modules]]\nname = \"enrollment\"\npath = {:?}\nallowed_hosts = [\"https://lms.example.com\"]\n\
+         [modules.config]\nlms_url = \"https://lms.example.com\"\n\
+         [modules.credentials.\"https://lms.example.com\"]\nkind = \"header\"\nheader = \"X-Edx-Api-Key\"\nsecret = {{ env = \"LMS_API_KEY\" }}\n",
+        module("enrollment").display().to_string(),
+    );
+    std::fs::write(dir.path().join("settings.toml"), settings).expect("write settings");
+    dir
+}
+
+#[test]
+fn modules_shows_where_the_host_authenticates_but_never_the_secret() {
+    let dir = credentials_workspace();
+    let output = Command::new(env!("CARGO_BIN_EXE_fulfillment-host"))
+        .args(["-v", "modules"])
+        .current_dir(dir.path())
+        .env("LMS_API_KEY", "very-secret-lms-key")
+        .output()
+        .expect("fulfillment-host runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("enrollment           authenticates to https://lms.example.com:443 with header X-Edx-Api-Key (held by the host)"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(!stdout(&output).contains("very-secret") && !stderr(&output).contains("very-secret"));
+
+    let json = Command::new(env!("CARGO_BIN_EXE_fulfillment-host"))
+        .args(["modules", "--json"])
+        .current_dir(dir.path())
+        .env("LMS_API_KEY", "very-secret-lms-key")
+        .output()
+        .expect("fulfillment-host runs");
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(
+        rows[0]["credentials"],
+        serde_json::json!([{"destination": "https://lms.example.com:443", "kind": "header X-Edx-Api-Key"}])
+    );
+}
+
+#[test]
+fn an_unset_secret_variable_stops_the_host_naming_module_destination_and_variable() {
+    let dir = credentials_workspace();
+    let output = Command::new(env!("CARGO_BIN_EXE_fulfillment-host"))
+        .args(["modules"])
+        .current_dir(dir.path())
+        .env_remove("LMS_API_KEY")
+        .output()
+        .expect("fulfillment-host runs");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "module `enrollment`, credentials for https://lms.example.com:443: secret: environment variable `LMS_API_KEY` is not set"
+        ),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -224,3 +224,23 @@ fn settings_name_the_module_and_the_variable_of_a_missing_secret() {
         "invalid settings file /test/settings.toml: module `enrollment`, credentials for http://127.0.0.1:2: secret: environment variable `FULFILLMENT_TEST_NO_SUCH_SECRET` is not set (or not UTF-8)"
     );
 }
+
+#[tokio::test]
+async fn get_modules_shows_each_credential_kind_and_destination_never_a_value() {
+    let app = crate::harness::TestApp::spawn(crate::harness::Db::Sqlite).await;
+    let (status, modules) = app.get("/modules", crate::harness::ADMIN_TOKEN).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{modules}");
+    let credentials = |name: &str| {
+        modules
+            .as_array()
+            .and_then(|modules| modules.iter().find(|module| module["name"] == name))
+            .map(|module| module["credentials"].clone())
+    };
+    // "http://127.0.0.1:PORT", as allowed_hosts writes it.
+    let shown = app.lms.url();
+    assert_eq!(credentials("enrollment"), Some(json!([{"destination": shown, "kind": "header X-Edx-Api-Key"}])));
+    assert_eq!(credentials("course-entitlement"), Some(json!([{"destination": shown, "kind": "oauth2-client-credentials"}])));
+    assert_eq!(credentials("donation"), Some(json!([])));
+    let text = modules.to_string();
+    assert!(!text.contains(API_KEY) && !text.contains(CLIENT_SECRET), "{text}");
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState, Caller};
-use crate::runtime::{BreakerView, DisabledModule, LoadedModule};
+use crate::runtime::{BreakerView, CredentialSummary, DisabledModule, LoadedModule};
 use crate::settings::ModuleLimits;
 
 pub fn router() -> Router<AppState> {
@@ -39,6 +39,9 @@ pub struct ModuleView {
     /// line that no earlier module claimed.
     pub wildcard: bool,
     pub limits: Option<ModuleLimits>,
+    /// The destinations the host authenticates the module's requests to,
+    /// and how (`[modules.credentials]`); never a value.
+    pub credentials: Vec<CredentialSummary>,
     /// Orders the module is working on now.
     pub in_flight: Option<usize>,
     pub circuit_breaker: Option<BreakerView>,
@@ -58,6 +61,7 @@ impl ModuleView {
             product_types: module.info().product_types.clone(),
             wildcard: module.info().is_wildcard(),
             limits: Some(module.limits().clone()),
+            credentials: module.credentials(),
             in_flight: Some(module.in_flight()),
             circuit_breaker: Some(module.breaker().view()),
         }
@@ -76,6 +80,7 @@ impl ModuleView {
             product_types: Vec::new(),
             wildcard: false,
             limits: None,
+            credentials: Vec::new(),
             in_flight: None,
             circuit_breaker: None,
         }

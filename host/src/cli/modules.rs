@@ -30,6 +30,7 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 "wildcard": module.info().is_wildcard(),
                 "sha256": module.digest().to_string(),
                 "path": module.path().display().to_string(),
+                "credentials": module.credentials(),
             })
         });
         let disabled = runtime.disabled().iter().map(|module| {
@@ -59,6 +60,17 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     for module in runtime.disabled() {
         writeln!(out, "{:<20} (disabled: {})", module.name, esc(&module.reason))?;
+    }
+    for module in runtime.modules() {
+        for credential in module.credentials() {
+            writeln!(
+                out,
+                "{:<20} authenticates to {} with {} (held by the host)",
+                module.name(),
+                credential.destination,
+                credential.kind
+            )?;
+        }
     }
     emit(&out)?;
     Ok(ExitCode::SUCCESS)

@@ -26,6 +26,7 @@ mod state;
 pub use breaker::{Admission, BreakerView, CallPass, CircuitBreaker, LineHealth};
 pub use engine::{DisabledModule, ModuleEngine, Runtime};
 pub use fault::{FaultKind, ModuleFault};
+pub use host::CredentialSummary;
 pub use meter::TICK;
 pub use load_error::LoadError;
 pub use module::{LoadedModule, ModuleInfo, WILDCARD_PRODUCT_TYPE};

@@ -186,6 +186,12 @@ impl LoadedModule {
         &self.limits
     }
 
+    /// The destinations the host authenticates the module's requests to,
+    /// and how (never a secret).
+    pub fn credentials(&self) -> Vec<super::host::CredentialSummary> {
+        self.http_policy.credentials.summary()
+    }
+
     /// The module's circuit breaker (dispatch asks it before each
     /// `fulfill-product` call).
     pub fn breaker(&self) -> &CircuitBreaker {

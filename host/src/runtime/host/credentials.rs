@@ -109,19 +109,31 @@ fn sensitive(value: &str) -> Result<HeaderValue, String> {
 #[derive(Default)]
 pub struct Credentials {
     entries: Vec<(AllowedHost, Credential)>,
+    /// What each entry is, as settings.toml says it (for people).
+    summary: Vec<CredentialSummary>,
+}
+
+/// What `modules` and `GET /modules` show of a credential: where it is
+/// sent and how, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct CredentialSummary {
+    /// The destination of `allowed_hosts` it is sent to.
+    pub destination: String,
+    /// "header X-Edx-Api-Key", "bearer" or "oauth2-client-credentials".
+    pub kind: String,
+}
+
+impl Credentials {
+    /// Each destination and the kind of its credential.
+    pub fn summary(&self) -> Vec<CredentialSummary> {
+        self.summary.clone()
+    }
 }
 
 /// Names the destinations and kinds, never a value.
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.entries.iter().map(|(destination, credential)| {
-                match credential {
-                    Credential::Fixed { name, .. } => format!("{destination}: header {name}"),
-                    Credential::OAuth2(_) => format!("{destination}: oauth2-client-credentials"),
-                }
-            }))
-            .finish()
+        f.debug_list().entries(self.summary()).finish()
     }
 }
 
@@ -129,15 +141,17 @@ impl Credentials {
     pub fn from_settings<'a>(
         settings: impl IntoIterator<Item = (&'a AllowedHost, &'a CredentialSettings)>,
     ) -> Result<Credentials, String> {
-        let entries = settings
-            .into_iter()
-            .map(|(destination, credential)| {
-                Credential::from_settings(credential)
-                    .map(|credential| (destination.clone(), credential))
-                    .map_err(|why| format!("credentials for {destination}: {why}"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Credentials { entries })
+        let mut credentials = Credentials::default();
+        for (destination, settings) in settings {
+            let credential =
+                Credential::from_settings(settings).map_err(|why| format!("credentials for {destination}: {why}"))?;
+            credentials.entries.push((destination.clone(), credential));
+            credentials.summary.push(CredentialSummary {
+                destination: destination.to_string(),
+                kind: settings.describe(),
+            });
+        }
+        Ok(credentials)
     }
 
     /// The credential for a request to `url`, if the settings give one.

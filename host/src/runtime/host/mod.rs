@@ -6,5 +6,6 @@ mod http;
 mod log;
 
 pub use config::ConfigCtx;
+pub use credentials::CredentialSummary;
 pub use http::{HttpCtx, HttpPolicy};
 pub use log::LogCtx;
