@@ -14,4 +14,5 @@ mod entitlement;
 mod faults;
 mod loading;
 mod money;
+mod payments;
 mod support;

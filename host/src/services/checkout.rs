@@ -78,8 +78,10 @@ pub struct BasketLine {
     pub quantity: u32,
 }
 
-/// How to pay: a processor (`test`, `free`) and its token.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+/// How to pay: a processor (`test`, `free`) and its token. The token is the
+/// payer's secret: it goes to the processor only (never stored, logged or
+/// answered; its `Debug` hides it).
+#[derive(Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentInput {
     #[schema(max_length = 128, pattern = r"^[^\x00-\x1F\x7F]*$")]
@@ -87,6 +89,16 @@ pub struct PaymentInput {
     #[serde(default)]
     #[schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F]*$")]
     pub token: String,
+}
+
+impl std::fmt::Debug for PaymentInput {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PaymentInput")
+            .field("processor", &self.processor)
+            .field("token", &"<hidden>")
+            .finish()
+    }
 }
 
 /// What placing an order gave.
@@ -431,6 +443,7 @@ impl CheckoutService {
                     _ => "Error",
                 };
                 storage::insert_payment_event(&mut transaction, checkout.payment_source_id, event, 0, &error.to_string()).await?;
+                storage::set_payment_state(&mut transaction, checkout.payment_source_id, storage::SourceState::Refused).await?;
                 storage::mark_checkout_unpaid(&mut transaction, checkout_id, CheckoutState::Declined, &error.to_string()).await?;
                 self.queue.complete(&mut transaction, JobKind::Checkout, checkout_id).await?;
                 transaction.commit().await?;
@@ -613,6 +626,8 @@ impl CheckoutService {
                 let why = "the request ended before its payment went through; nothing was charged";
                 storage::mark_checkout_unpaid(&mut transaction, checkout.id, CheckoutState::Abandoned, why).await?;
                 storage::insert_payment_event(&mut transaction, checkout.payment_source_id, "Abandoned", 0, why).await?;
+                storage::set_payment_state(&mut transaction, checkout.payment_source_id, storage::SourceState::Abandoned)
+                    .await?;
                 tracing::info!(checkout = checkout.id, "abandoned a checkout that moved no money");
             }
         }

@@ -213,5 +213,12 @@ pub async fn reopen_abandoned_checkout(connection: &mut AnyConnection, id: i64) 
         .bind(id)
         .execute(&mut *connection)
         .await?;
-    Ok(result.rows_affected() == 1)
+    if result.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE payment_sources SET state = 'pending' WHERE id = (SELECT payment_source_id FROM checkouts WHERE id = $1)")
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
+    Ok(true)
 }

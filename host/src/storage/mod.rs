@@ -36,7 +36,8 @@ pub use orders::{
     save_fulfillment, save_notes,
 };
 pub use payments::{
-    PaymentRecord, insert_payment_event, insert_payment_source, payment_for_order, payments_by_ids, set_payment_reference,
+    PaymentRecord, SourceState, insert_payment_event, insert_payment_source, payment_for_order, payments_by_ids,
+    set_payment_reference, set_payment_state,
 };
 pub use products::{CatalogProduct, get_products, list_products, upsert_product};
 pub use refunds::{
