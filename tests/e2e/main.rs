@@ -15,4 +15,5 @@ mod faults;
 mod loading;
 mod money;
 mod payments;
+mod revocation;
 mod support;
