@@ -16,4 +16,5 @@ mod loading;
 mod money;
 mod payments;
 mod revocation;
+mod scopes;
 mod support;

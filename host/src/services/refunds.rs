@@ -21,7 +21,7 @@ use crate::payments::{PaymentError, Payments};
 use crate::queue::JobQueue;
 use crate::runtime::{RevokeResult, Runtime};
 use crate::storage::{
-    self, ClaimedJob, CreditState, Database, JobKind, JobState, JobUpdate, RefundLineRecord, RefundRecord,
+    self, ClaimedJob, CreditState, Database, JobKind, JobState, JobUpdate, OrderScope, RefundLineRecord, RefundRecord,
 };
 
 /// What staff decide about a refund.
@@ -66,22 +66,28 @@ impl RefundService {
         }
     }
 
-    /// Refund `id`.
-    pub async fn refund(&self, id: i64) -> Result<RefundRecord, OrderError> {
+    /// Refund `id`, if `scope` covers its order (not found if not).
+    pub async fn refund(&self, scope: &OrderScope, id: i64) -> Result<RefundRecord, OrderError> {
         let mut connection = self.db.pool().acquire().await?;
-        storage::load_refund(&mut connection, id)
+        let refund = storage::load_refund(&mut connection, id)
             .await?
-            .ok_or_else(|| OrderError::NotFound(format!("refund {id}")))
+            .ok_or_else(|| OrderError::NotFound(format!("refund {id}")))?;
+        super::orders::require_in_scope(&mut connection, scope, &refund.order_number)
+            .await
+            .map_err(|_| OrderError::NotFound(format!("refund {id}")))?;
+        Ok(refund)
     }
 
-    /// Creates an `Open` refund for `line_ids` of the Complete order `number`.
-    pub async fn create_refund(&self, number: &str, line_ids: &[LineId]) -> Result<RefundRecord, OrderError> {
+    /// Creates an `Open` refund for `line_ids` of the Complete order
+    /// `number`, if `scope` covers it.
+    pub async fn create_refund(&self, scope: &OrderScope, number: &str, line_ids: &[LineId]) -> Result<RefundRecord, OrderError> {
         if line_ids.is_empty() {
             return Err(OrderError::invalid("line_ids", "name at least one line"));
         }
         let mut transaction = self.db.begin_write().await?;
         let stored = storage::load_order(&mut transaction, number)
             .await?
+            .filter(|stored| scope.covers(stored))
             .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
         // One refund of an order is created at a time, from any host.
         storage::hold_order(&mut transaction, stored.id).await?;
@@ -139,16 +145,20 @@ impl RefundService {
         Ok(refund)
     }
 
-    /// Takes staff's decision on refund `id`, with the refund held: a denial
+    /// Takes staff's decision on refund `id` (not found unless `scope`
+    /// covers its order), with the refund held: a denial
     /// is stored at once; an approval records the credit as intended and
     /// queues the refund's job (leased to this host, to run now). Repeating
     /// a decision already carried out changes nothing (`approve` on a
     /// Complete refund, `deny` on a Denied one).
-    pub async fn process(&self, id: i64, action: RefundAction) -> Result<Processed, OrderError> {
+    pub async fn process(&self, scope: &OrderScope, id: i64, action: RefundAction) -> Result<Processed, OrderError> {
         let mut transaction = self.db.begin_write().await?;
         let mut refund = storage::hold_refund(&mut transaction, id)
             .await?
             .ok_or_else(|| OrderError::NotFound(format!("refund {id}")))?;
+        super::orders::require_in_scope(&mut transaction, scope, &refund.order_number)
+            .await
+            .map_err(|_| OrderError::NotFound(format!("refund {id}")))?;
         let job = storage::job_of(&mut transaction, self.db.backend(), JobKind::Refund, id).await?;
         if job.as_ref().is_some_and(|job| job.leased) {
             return Ok(Processed::InProgress(refund));
@@ -248,7 +258,7 @@ impl RefundService {
     /// Runs refund `job` (whose lease this host holds): the credit if it is
     /// intended, then the revocations that are left.
     pub async fn run(&self, job: &ClaimedJob) -> Result<(), OrderError> {
-        let refund = self.refund(job.subject_id).await?;
+        let refund = self.refund(&OrderScope::all(), job.subject_id).await?;
         let refund = if refund.credit == CreditState::Intended {
             match self.credit(job, refund).await? {
                 Some(refund) => refund,

@@ -32,7 +32,7 @@ pub use jobs::{
     insert_job, job_of, jobs_of, lease_job, make_job_due_now, postpone_job, release_lease, release_leases_of, renew_lease,
 };
 pub use orders::{
-    AttemptLog, OrderFilter, OrderPage, StoredOrder, hold_order, insert_order, list_orders, load_order, next_order_number,
+    AttemptLog, OrderFilter, OrderPage, OrderScope, StoredOrder, hold_order, insert_order, list_orders, load_order, next_order_number,
     save_fulfillment, save_notes,
 };
 pub use payments::{
