@@ -393,6 +393,13 @@ impl CheckoutService {
         if scope.placed_by.as_ref().is_some_and(|name| existing.placed_by.as_ref() != Some(name)) {
             return Err(not_yours());
         }
+        if let Some(username) = &scope.username {
+            // Checkouts recorded before migration 3 kept no request: unknown.
+            let holder = serde_json::from_str::<CheckoutIntent>(&existing.request).ok().map(|intent| intent.user.username);
+            if holder.as_ref() != Some(username) {
+                return Err(not_yours());
+            }
+        }
         if existing.request_hash != request_hash {
             return Err(OrderError::Conflict(format!("Idempotency-Key `{key}` was used for a different request")));
         }

@@ -219,3 +219,48 @@ pub struct ProductSettings {
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+
+    const DIGEST: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn parse(tokens: &str) -> Result<Settings, String> {
+        Settings::parse(tokens, std::path::Path::new("/test/settings.toml")).map_err(|error| format!("{error:?}"))
+    }
+
+    fn token(name: &str, role: &str, more: &str) -> String {
+        format!("[[api.tokens]]\nname = \"{name}\"\nsha256 = \"{DIGEST}\"\nrole = \"{role}\"\n{more}\n")
+    }
+
+    #[test]
+    fn checkout_tokens_see_their_own_orders_unless_told_otherwise() {
+        let text = [
+            token("shop", "checkout", ""),
+            token("staff", "admin", ""),
+            token("reports", "checkout", "orders = \"all\""),
+            token("support", "admin", "orders = \"own\"\nuser = \"alice\""),
+        ]
+        .concat();
+        let settings = parse(&text).expect("valid");
+        let access: Vec<(OrderAccess, Option<&str>)> =
+            settings.api.tokens.iter().map(|token| (token.order_access(), token.user.as_deref())).collect();
+        assert_eq!(
+            access,
+            [(OrderAccess::Own, None), (OrderAccess::All, None), (OrderAccess::All, None), (OrderAccess::Own, Some("alice"))]
+        );
+    }
+
+    #[test]
+    fn two_tokens_of_one_name_are_refused_naming_both() {
+        let error = parse(&[token("shop", "checkout", ""), token("staff", "admin", ""), token("shop", "admin", "")].concat())
+            .expect_err("duplicate names");
+        assert!(error.contains("[[api.tokens]] entries 1 and 3 are both named `shop`"), "{error}");
+        let error = parse(&token("shop", "checkout", "orders = \"mine\"")).expect_err("unknown access");
+        assert!(error.contains("unknown variant `mine`"), "{error}");
+        let error = parse(&token("shop", "checkout", "user = \" \"")).expect_err("empty user");
+        assert!(error.contains("`user` must not be empty"), "{error}");
+    }
+}
