@@ -74,7 +74,7 @@ impl RefundService {
             .ok_or_else(|| OrderError::NotFound(format!("refund {id}")))?;
         super::orders::require_in_scope(&mut connection, scope, &refund.order_number)
             .await
-            .map_err(|_| OrderError::NotFound(format!("refund {id}")))?;
+            .map_err(|error| refund_not_found(error, id))?;
         Ok(refund)
     }
 
@@ -158,7 +158,7 @@ impl RefundService {
             .ok_or_else(|| OrderError::NotFound(format!("refund {id}")))?;
         super::orders::require_in_scope(&mut transaction, scope, &refund.order_number)
             .await
-            .map_err(|_| OrderError::NotFound(format!("refund {id}")))?;
+            .map_err(|error| refund_not_found(error, id))?;
         let job = storage::job_of(&mut transaction, self.db.backend(), JobKind::Refund, id).await?;
         if job.as_ref().is_some_and(|job| job.leased) {
             return Ok(Processed::InProgress(refund));
@@ -446,6 +446,14 @@ fn trace(refund_id: i64, line_id: LineId, module: Option<String>, kind: NoteKind
         message: format!("refund {refund_id}: line {line_id} {outcome}"),
         line_id: Some(line_id),
         module,
+    }
+}
+
+/// A refund whose order is outside the caller's scope is not found either.
+fn refund_not_found(error: OrderError, id: i64) -> OrderError {
+    match error {
+        OrderError::NotFound(_) => OrderError::NotFound(format!("refund {id}")),
+        other => other,
     }
 }
 
