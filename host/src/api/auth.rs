@@ -1,17 +1,22 @@
-//! Bearer tokens: each `[[api.tokens]]` entry is a token's SHA-256 and a role.
+//! Bearer tokens: each `[[api.tokens]]` entry is a token's SHA-256, a role,
+//! and which orders it may read (`orders`, `user`): its [`OrderScope`].
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use sha2::Digest;
 
 use super::{ApiError, AppState};
-use crate::settings::{Role, Sha256Digest, TokenSettings};
+use crate::services::OrderScope;
+use crate::settings::{OrderAccess, Role, Sha256Digest, TokenSettings};
 
 /// The caller, from a valid `Authorization: Bearer` header.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The token's `name`: recorded on the orders it places.
     pub name: String,
     pub role: Role,
+    /// The orders it may see; the others are not found.
+    pub scope: OrderScope,
 }
 
 impl Caller {
@@ -30,6 +35,10 @@ pub fn authenticate(tokens: &[TokenSettings], token: &str) -> Option<Caller> {
     tokens.iter().find(|entry| entry.sha256 == digest).map(|entry| Caller {
         name: entry.name.clone(),
         role: entry.role,
+        scope: OrderScope {
+            placed_by: (entry.order_access() == OrderAccess::Own).then(|| entry.name.clone()),
+            username: entry.user.clone(),
+        },
     })
 }
 

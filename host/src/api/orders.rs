@@ -185,7 +185,7 @@ pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
     security(("bearer" = [])))]
 async fn place_order(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     headers: HeaderMap,
     ApiJson(input): ApiJson<PlaceOrder>,
 ) -> Result<(StatusCode, HeaderMap, Json<OrderView>), ApiError> {
@@ -195,7 +195,8 @@ async fn place_order(
         .transpose()
         .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII characters only"))?;
     let services = &state.services;
-    let (status, number) = match services.checkout.place_order(input, key.as_deref()).await? {
+    let placed = services.checkout.place_order(input, key.as_deref(), &caller.name, &caller.scope).await?;
+    let (status, number) = match placed {
         Placed::Replayed(stored) => (StatusCode::OK, stored.order.number),
         Placed::Created { order, job: None } => (StatusCode::CREATED, order.order.number),
         Placed::Created { order, job: Some(job) } => {
@@ -203,7 +204,7 @@ async fn place_order(
             (if stored { StatusCode::CREATED } else { StatusCode::ACCEPTED }, order.order.number)
         }
     };
-    let snapshot = services.orders.snapshot(&number).await?;
+    let snapshot = services.orders.snapshot(&caller.scope, &number).await?;
     Ok((status, location(&number), Json(order_view(snapshot))))
 }
 
@@ -218,8 +219,8 @@ fn location(number: &str) -> HeaderMap {
 
 #[utoipa::path(get, path = "/api/v1/orders/{number}", params(("number" = String, Path)),
     responses((status = 200, body = OrderView), (status = 404)), security(("bearer" = [])))]
-async fn get_order(State(state): State<AppState>, _caller: Caller, Path(number): Path<String>) -> Result<Json<OrderView>, ApiError> {
-    Ok(Json(order_view(state.services.orders.snapshot(&number).await?)))
+async fn get_order(State(state): State<AppState>, caller: Caller, Path(number): Path<String>) -> Result<Json<OrderView>, ApiError> {
+    Ok(Json(order_view(state.services.orders.snapshot(&caller.scope, &number).await?)))
 }
 
 /// Filters and page of `GET /orders`.
@@ -250,7 +251,7 @@ pub struct OrderList {
     responses((status = 200, body = OrderList)), security(("bearer" = [])))]
 async fn list_orders(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<OrderList>, ApiError> {
     let page = query.page.unwrap_or(1).max(1);
@@ -264,7 +265,7 @@ async fn list_orders(
         status: query.status.clone(),
         username: query.username.clone(),
     };
-    let (count, snapshots) = state.services.orders.page(&filter, page, page_size).await?;
+    let (count, snapshots) = state.services.orders.page(&caller.scope, &filter, page, page_size).await?;
     let link = |page: u64| {
         let mut url = format!("/api/v1/orders?page={page}&page_size={page_size}");
         for (name, value) in [("status", &query.status), ("username", &query.username)] {
@@ -307,9 +308,11 @@ async fn retry_fulfillment(
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     caller.require_admin()?;
     let services = &state.services;
+    // An order outside the caller's scope is not found, before anything runs.
+    services.orders.snapshot(&caller.scope, &number).await?;
     let (job, by) = services.fulfillment.lease_for_retry(&number).await?;
     let stored = services.executor.start_as(job, by).stored_within(services.sync_wait()).await;
-    let snapshot = services.orders.snapshot(&number).await?;
+    let snapshot = services.orders.snapshot(&caller.scope, &number).await?;
     let status = match (stored, snapshot.stored.order.status) {
         (false, _) => StatusCode::ACCEPTED,
         (true, OrderStatus::Complete) => StatusCode::OK,

@@ -92,7 +92,7 @@ async fn create_refund(
     ApiJson(input): ApiJson<NewRefund>,
 ) -> Result<(StatusCode, Json<RefundView>), ApiError> {
     caller.require_admin()?;
-    let refund = state.services.refunds.create_refund(&input.order_number, &input.line_ids).await?;
+    let refund = state.services.refunds.create_refund(&caller.scope, &input.order_number, &input.line_ids).await?;
     Ok((StatusCode::CREATED, Json(view(&refund))))
 }
 
@@ -100,7 +100,7 @@ async fn create_refund(
     responses((status = 200, body = RefundView), (status = 404)), security(("bearer" = [])))]
 async fn get_refund(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<RefundView>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(view(&state.services.refunds.refund(id).await?)))
+    Ok(Json(view(&state.services.refunds.refund(&caller.scope, id).await?)))
 }
 
 /// Approves (`approve`: credit, then revoke; `approve_payment_only`: credit
@@ -120,7 +120,7 @@ async fn process_refund(
 ) -> Result<(StatusCode, Json<RefundView>), ApiError> {
     caller.require_admin()?;
     let services = &state.services;
-    let status = match services.refunds.process(id, input.action).await? {
+    let status = match services.refunds.process(&caller.scope, id, input.action).await? {
         Processed::Settled(_) => StatusCode::OK,
         Processed::InProgress(_) => StatusCode::ACCEPTED,
         Processed::Run(job) => {
@@ -131,5 +131,5 @@ async fn process_refund(
             }
         }
     };
-    Ok((status, Json(view(&services.refunds.refund(id).await?))))
+    Ok((status, Json(view(&services.refunds.refund(&caller.scope, id).await?))))
 }

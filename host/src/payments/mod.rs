@@ -14,6 +14,11 @@
 //!
 //! Credits (refunds) on `test` always succeed, except for a charge made with
 //! `tok_success_refund_error`, whose credits are refused (declined).
+//!
+//! A `test` reference is `test_ch_` (a charge) or `test_re_` (a credit) and
+//! 32 random hex digits, so references stay unique across processes and
+//! restarts, as a real processor's are. A reference never carries the
+//! payment token, and no error names it: the token is the payer's secret.
 //! Its ledger lives in memory, or, with `[payments] test_ledger = PATH`, in
 //! a file of JSON lines shared by every process that names it and kept
 //! across restarts, as a real processor keeps its records.
@@ -60,6 +65,9 @@ pub struct LedgerEntry {
     pub amount: Money,
     /// Negative for credits.
     pub signed_minor_units: i64,
+    /// A charge whose credits the processor refuses (made with
+    /// `tok_success_refund_error`).
+    pub refuses_credits: bool,
 }
 
 /// The built-in processors.
@@ -84,6 +92,8 @@ struct LedgerLine {
     currency: String,
     minor_units: i64,
     signed_minor_units: i64,
+    #[serde(default)]
+    refuses_credits: bool,
 }
 
 impl Ledger {
@@ -110,6 +120,7 @@ impl Ledger {
                         currency,
                     },
                     signed_minor_units: line.signed_minor_units,
+                    refuses_credits: line.refuses_credits,
                 })
             })
             .collect();
@@ -126,6 +137,7 @@ impl Ledger {
                 currency: entry.amount.currency.code().to_string(),
                 minor_units: entry.amount.minor_units,
                 signed_minor_units: entry.signed_minor_units,
+                refuses_credits: entry.refuses_credits,
             };
             let mut text = serde_json::to_string(&line).map_err(|error| PaymentError::Processor(error.to_string()))?;
             text.push('\n');
@@ -148,6 +160,12 @@ impl Ledger {
                 reference: entry.reference.clone(),
             })
     }
+}
+
+/// `prefix` and 128 random bits in hex: unique across processes and
+/// restarts without a counter to share.
+fn new_reference(prefix: &str) -> String {
+    format!("{prefix}{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 fn unavailable(file: &std::path::Path, error: &std::io::Error) -> PaymentError {
@@ -208,19 +226,23 @@ impl Payments {
                     return Err(PaymentError::Processor("the test processor is unavailable (tok_error)".into()));
                 }
                 if !token.starts_with("tok_success") {
-                    return Err(PaymentError::Declined(format!("unknown test token `{token}`")));
+                    // The token is the payer's secret: never echoed.
+                    return Err(PaymentError::Declined(
+                        "unknown test token (use tok_success, tok_decline, tok_insufficient_funds or tok_error)".into(),
+                    ));
                 }
                 let mut ledger = self.lock();
                 ledger.refresh()?;
                 if let Some(done) = ledger.find(key, "test_ch_") {
                     return Ok(done);
                 }
-                let reference = format!("test_ch_{}_{}", ledger.entries.len() + 1, token);
+                let reference = new_reference("test_ch_");
                 ledger.push(LedgerEntry {
                     key: key.to_string(),
                     reference: reference.clone(),
                     amount,
                     signed_minor_units: amount.minor_units,
+                    refuses_credits: token == "tok_success_refund_error",
                 })?;
                 Ok(Receipt { reference })
             }
@@ -240,21 +262,22 @@ impl Payments {
             "free" => Ok(Receipt {
                 reference: "free".to_string(),
             }),
-            "test" if charge_reference.ends_with("tok_success_refund_error") => {
-                Err(PaymentError::Declined("the test processor refuses this credit".into()))
-            }
             "test" => {
                 let mut ledger = self.lock();
                 ledger.refresh()?;
+                if ledger.entries.iter().any(|entry| entry.reference == charge_reference && entry.refuses_credits) {
+                    return Err(PaymentError::Declined("the test processor refuses this credit".into()));
+                }
                 if let Some(done) = ledger.find(key, "test_re_") {
                     return Ok(done);
                 }
-                let reference = format!("test_re_{}", ledger.entries.len() + 1);
+                let reference = new_reference("test_re_");
                 ledger.push(LedgerEntry {
                     key: key.to_string(),
                     reference: reference.clone(),
                     amount,
                     signed_minor_units: -amount.minor_units,
+                    refuses_credits: false,
                 })?;
                 Ok(Receipt { reference })
             }

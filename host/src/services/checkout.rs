@@ -30,7 +30,9 @@ use crate::model::{Currency, Line, LineStatus, Money, Order, OrderStatus, Produc
 use crate::payments::{PaymentError, Payments, Receipt};
 use crate::queue::JobQueue;
 use crate::settings::{FulfillmentMode, OrderSettings};
-use crate::storage::{self, CheckoutRecord, CheckoutState, ClaimedJob, Database, JobKind, JobState, JobUpdate, StoredOrder};
+use crate::storage::{
+    self, CheckoutRecord, CheckoutState, ClaimedJob, Database, JobKind, JobState, JobUpdate, OrderScope, StoredOrder,
+};
 
 /// How long a request waits for a concurrent request with the same
 /// idempotency key to finish before answering 409.
@@ -78,8 +80,10 @@ pub struct BasketLine {
     pub quantity: u32,
 }
 
-/// How to pay: a processor (`test`, `free`) and its token.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+/// How to pay: a processor (`test`, `free`) and its token. The token is the
+/// payer's secret: it goes to the processor only (never stored, logged or
+/// answered; its `Debug` hides it).
+#[derive(Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentInput {
     #[schema(max_length = 128, pattern = r"^[^\x00-\x1F\x7F]*$")]
@@ -87,6 +91,16 @@ pub struct PaymentInput {
     #[serde(default)]
     #[schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F]*$")]
     pub token: String,
+}
+
+impl std::fmt::Debug for PaymentInput {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PaymentInput")
+            .field("processor", &self.processor)
+            .field("token", &"<hidden>")
+            .finish()
+    }
 }
 
 /// What placing an order gave.
@@ -150,12 +164,29 @@ impl CheckoutService {
         }
     }
 
-    /// Places an order (see the module's documentation). With an
-    /// idempotency key, the same key and body give the same order and one
-    /// charge (a concurrent duplicate waits for the first); the same key
-    /// with another body is a conflict.
-    pub async fn place_order(&self, input: PlaceOrder, idempotency_key: Option<&str>) -> Result<Placed, OrderError> {
+    /// Places an order for the API token named `placed_by`, which sees
+    /// `scope` (see the module's documentation). With an idempotency key,
+    /// the same key and body give the same order and one charge (a
+    /// concurrent duplicate waits for the first); the same key with another
+    /// body is a conflict, and so is a key whose order `scope` does not
+    /// cover (it is not shown). A token limited to a user places orders for
+    /// that user only.
+    pub async fn place_order(
+        &self,
+        input: PlaceOrder,
+        idempotency_key: Option<&str>,
+        placed_by: &str,
+        scope: &OrderScope,
+    ) -> Result<Placed, OrderError> {
         validate::checkout(&input)?;
+        if let Some(username) = &scope.username
+            && input.user.username != *username
+        {
+            return Err(OrderError::invalid(
+                "user.username",
+                format!("this API token places orders for user `{username}` only"),
+            ));
+        }
         if let Some(key) = idempotency_key {
             validate::idempotency_key(key)?;
         }
@@ -180,10 +211,10 @@ impl CheckoutService {
         let processor = input.payment.processor;
         self.payments.accepts(&processor, total).map_err(|error| OrderError::invalid("payment.processor", error.to_string()))?;
         let checkout = loop {
-            match self.record(&intent, &request_hash, &processor, total, idempotency_key).await? {
+            match self.record(&intent, &request_hash, &processor, total, idempotency_key, placed_by).await? {
                 Recorded::New(checkout) => break checkout,
                 Recorded::Existing(existing) => {
-                    if let Some(order) = self.replay(existing, &request_hash).await? {
+                    if let Some(order) = self.replay(existing, &request_hash, scope).await? {
                         return Ok(Placed::Replayed(order));
                     }
                     // The earlier checkout of this key moved no money and
@@ -289,6 +320,7 @@ impl CheckoutService {
         processor: &str,
         total: Money,
         idempotency_key: Option<&str>,
+        placed_by: &str,
     ) -> Result<Recorded, OrderError> {
         let request = serde_json::to_string(intent).map_err(|error| OrderError::invalid("body", error.to_string()))?;
         let mut transaction = self.db.begin_write().await?;
@@ -306,6 +338,7 @@ impl CheckoutService {
             amount_minor: total.minor_units,
             currency: total.currency.code(),
             payment_source_id: source_id,
+            placed_by: Some(placed_by),
         };
         let id = match storage::insert_checkout(&mut transaction, &checkout).await {
             Ok(id) => id,
@@ -336,14 +369,37 @@ impl CheckoutService {
             state: CheckoutState::Pending,
             order_number: None,
             failure: None,
+            placed_by: Some(placed_by.to_string()),
         }))
     }
 
     /// The order an earlier checkout with the same key made, waiting for
     /// one in progress; None when that checkout moved no money and gave the
     /// key back.
-    async fn replay(&self, mut existing: CheckoutRecord, request_hash: &str) -> Result<Option<StoredOrder>, OrderError> {
+    async fn replay(
+        &self,
+        mut existing: CheckoutRecord,
+        request_hash: &str,
+        scope: &OrderScope,
+    ) -> Result<Option<StoredOrder>, OrderError> {
         let key = existing.idempotency_key.clone().unwrap_or_default();
+        // Whose checkout it is comes first: another token's is not shown,
+        // nor whether its body matched.
+        let not_yours = || {
+            OrderError::Conflict(format!(
+                "Idempotency-Key `{key}` is held by a checkout of another API token: use a key of your own"
+            ))
+        };
+        if scope.placed_by.as_ref().is_some_and(|name| existing.placed_by.as_ref() != Some(name)) {
+            return Err(not_yours());
+        }
+        if let Some(username) = &scope.username {
+            // Checkouts recorded before migration 3 kept no request: unknown.
+            let holder = serde_json::from_str::<CheckoutIntent>(&existing.request).ok().map(|intent| intent.user.username);
+            if holder.as_ref() != Some(username) {
+                return Err(not_yours());
+            }
+        }
         if existing.request_hash != request_hash {
             return Err(OrderError::Conflict(format!("Idempotency-Key `{key}` was used for a different request")));
         }
@@ -353,10 +409,10 @@ impl CheckoutService {
                 CheckoutState::Ordered => {
                     let number = existing.order_number.unwrap_or_default();
                     let mut connection = self.db.pool().acquire().await?;
-                    return storage::load_order(&mut connection, &number)
+                    let stored = storage::load_order(&mut connection, &number)
                         .await?
-                        .map(Some)
-                        .ok_or_else(|| OrderError::NotFound(format!("order {number}")));
+                        .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
+                    return if scope.covers(&stored) { Ok(Some(stored)) } else { Err(not_yours()) };
                 }
                 CheckoutState::Declined | CheckoutState::Abandoned => return Ok(None),
                 CheckoutState::Pending if started.elapsed() > CONCURRENT_KEY_WAIT => {
@@ -431,6 +487,7 @@ impl CheckoutService {
                     _ => "Error",
                 };
                 storage::insert_payment_event(&mut transaction, checkout.payment_source_id, event, 0, &error.to_string()).await?;
+                storage::set_payment_state(&mut transaction, checkout.payment_source_id, storage::SourceState::Refused).await?;
                 storage::mark_checkout_unpaid(&mut transaction, checkout_id, CheckoutState::Declined, &error.to_string()).await?;
                 self.queue.complete(&mut transaction, JobKind::Checkout, checkout_id).await?;
                 transaction.commit().await?;
@@ -562,6 +619,7 @@ impl CheckoutService {
             shipping_charge: money(intent.priced.shipping_minor),
             billing_address: intent.billing_address.clone(),
             payment_source_id: Some(checkout.payment_source_id),
+            placed_by: checkout.placed_by.clone(),
             stored_notes: 0,
         };
         stored.id = storage::insert_order(transaction, &stored).await?;
@@ -613,6 +671,8 @@ impl CheckoutService {
                 let why = "the request ended before its payment went through; nothing was charged";
                 storage::mark_checkout_unpaid(&mut transaction, checkout.id, CheckoutState::Abandoned, why).await?;
                 storage::insert_payment_event(&mut transaction, checkout.payment_source_id, "Abandoned", 0, why).await?;
+                storage::set_payment_state(&mut transaction, checkout.payment_source_id, storage::SourceState::Abandoned)
+                    .await?;
                 tracing::info!(checkout = checkout.id, "abandoned a checkout that moved no money");
             }
         }

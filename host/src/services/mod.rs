@@ -39,7 +39,7 @@ pub use retry_policy::{Next, RetryPolicy};
 /// The records the services hand out, as storage reads them: the API sees
 /// them through here, never through `storage`.
 pub use crate::storage::{
-    CatalogProduct, JobRecord, JobState, OrderFilter, PaymentRecord, RefundRecord, StoredOrder,
+    CatalogProduct, JobRecord, JobState, OrderFilter, OrderScope, PaymentRecord, RefundRecord, StoredOrder,
 };
 
 use crate::payments::Payments;

@@ -1,9 +1,10 @@
 //! Reading orders: one order or a page of them, each with its payment and
 //! its fulfillment job as they stood together (one snapshot), in a fixed
-//! number of queries.
+//! number of queries; only those within the caller's [`OrderScope`] (one
+//! outside it is not found).
 
 use super::OrderError;
-use crate::storage::{self, Database, JobKind, JobRecord, OrderFilter, PaymentRecord, StoredOrder};
+use crate::storage::{self, Database, JobKind, JobRecord, OrderFilter, OrderScope, PaymentRecord, StoredOrder};
 
 /// An order with its payment and its fulfillment job, read together.
 #[derive(Debug, Clone)]
@@ -24,22 +25,31 @@ impl OrderQueries {
         OrderQueries { db }
     }
 
-    /// The order numbered `number` with its payment and job.
-    pub async fn snapshot(&self, number: &str) -> Result<OrderSnapshot, OrderError> {
+    /// The order numbered `number` with its payment and job, if `scope`
+    /// covers it.
+    pub async fn snapshot(&self, scope: &OrderScope, number: &str) -> Result<OrderSnapshot, OrderError> {
         let mut transaction = self.db.begin_snapshot().await?;
         let stored = storage::load_order(&mut transaction, number)
             .await?
+            .filter(|stored| scope.covers(stored))
             .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
         let mut snapshots = self.with_payments_and_jobs(&mut transaction, vec![stored]).await?;
         transaction.commit().await?;
         snapshots.pop().ok_or_else(|| OrderError::NotFound(format!("order {number}")))
     }
 
-    /// Page `page` (from 1) of `page_size` orders matching `filter`, newest
-    /// first, and how many match in all: six queries, whatever the size.
-    pub async fn page(&self, filter: &OrderFilter, page: u64, page_size: u64) -> Result<(u64, Vec<OrderSnapshot>), OrderError> {
+    /// Page `page` (from 1) of `page_size` orders within `scope` matching
+    /// `filter`, newest first, and how many match in all: six queries,
+    /// whatever the size.
+    pub async fn page(
+        &self,
+        scope: &OrderScope,
+        filter: &OrderFilter,
+        page: u64,
+        page_size: u64,
+    ) -> Result<(u64, Vec<OrderSnapshot>), OrderError> {
         let mut transaction = self.db.begin_snapshot().await?;
-        let found = storage::list_orders(&mut transaction, filter, page, page_size).await?;
+        let found = storage::list_orders(&mut transaction, scope, filter, page, page_size).await?;
         let snapshots = self.with_payments_and_jobs(&mut transaction, found.orders).await?;
         transaction.commit().await?;
         Ok((found.count, snapshots))
@@ -62,5 +72,20 @@ impl OrderQueries {
                 stored,
             })
             .collect())
+    }
+}
+
+/// Not found unless `scope` covers order `number` (which must exist).
+pub(super) async fn require_in_scope(
+    connection: &mut sqlx::AnyConnection,
+    scope: &OrderScope,
+    number: &str,
+) -> Result<(), OrderError> {
+    if *scope == OrderScope::all() {
+        return Ok(());
+    }
+    match storage::load_order(connection, number).await? {
+        Some(stored) if scope.covers(&stored) => Ok(()),
+        _ => Err(OrderError::NotFound(format!("order {number}"))),
     }
 }

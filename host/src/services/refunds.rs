@@ -2,7 +2,9 @@
 //! the credit as intended and queues the refund's job, which credits the
 //! payment (with the refund's idempotency key at the processor), records
 //! the credit with the refund's new status in one transaction, then revokes
-//! each line through the module that fulfilled it. Statuses follow the
+//! each line through the module that fulfilled it, leaving a note on the
+//! order for staff per line (revoked, not revoked and why, or skipped and
+//! why) and one when the credit is refused. Statuses follow the
 //! reference's refund pipelines ([`RefundStatus`]).
 //!
 //! Every decision about a refund is taken with its row held (a row lock on
@@ -14,12 +16,12 @@ use std::sync::Arc;
 
 use super::OrderError;
 use crate::dispatch;
-use crate::model::{LineId, Money, OrderStatus, RefundLineStatus, RefundStatus};
+use crate::model::{LineId, Money, NoteKind, OrderNote, OrderStatus, RefundLineStatus, RefundStatus};
 use crate::payments::{PaymentError, Payments};
 use crate::queue::JobQueue;
 use crate::runtime::{RevokeResult, Runtime};
 use crate::storage::{
-    self, ClaimedJob, CreditState, Database, JobKind, JobState, JobUpdate, RefundLineRecord, RefundRecord,
+    self, ClaimedJob, CreditState, Database, JobKind, JobState, JobUpdate, OrderScope, RefundLineRecord, RefundRecord,
 };
 
 /// What staff decide about a refund.
@@ -64,22 +66,28 @@ impl RefundService {
         }
     }
 
-    /// Refund `id`.
-    pub async fn refund(&self, id: i64) -> Result<RefundRecord, OrderError> {
+    /// Refund `id`, if `scope` covers its order (not found if not).
+    pub async fn refund(&self, scope: &OrderScope, id: i64) -> Result<RefundRecord, OrderError> {
         let mut connection = self.db.pool().acquire().await?;
-        storage::load_refund(&mut connection, id)
+        let refund = storage::load_refund(&mut connection, id)
             .await?
-            .ok_or_else(|| OrderError::NotFound(format!("refund {id}")))
+            .ok_or_else(|| OrderError::NotFound(format!("refund {id}")))?;
+        super::orders::require_in_scope(&mut connection, scope, &refund.order_number)
+            .await
+            .map_err(|error| refund_not_found(error, id))?;
+        Ok(refund)
     }
 
-    /// Creates an `Open` refund for `line_ids` of the Complete order `number`.
-    pub async fn create_refund(&self, number: &str, line_ids: &[LineId]) -> Result<RefundRecord, OrderError> {
+    /// Creates an `Open` refund for `line_ids` of the Complete order
+    /// `number`, if `scope` covers it.
+    pub async fn create_refund(&self, scope: &OrderScope, number: &str, line_ids: &[LineId]) -> Result<RefundRecord, OrderError> {
         if line_ids.is_empty() {
             return Err(OrderError::invalid("line_ids", "name at least one line"));
         }
         let mut transaction = self.db.begin_write().await?;
         let stored = storage::load_order(&mut transaction, number)
             .await?
+            .filter(|stored| scope.covers(stored))
             .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
         // One refund of an order is created at a time, from any host.
         storage::hold_order(&mut transaction, stored.id).await?;
@@ -137,16 +145,20 @@ impl RefundService {
         Ok(refund)
     }
 
-    /// Takes staff's decision on refund `id`, with the refund held: a denial
+    /// Takes staff's decision on refund `id` (not found unless `scope`
+    /// covers its order), with the refund held: a denial
     /// is stored at once; an approval records the credit as intended and
     /// queues the refund's job (leased to this host, to run now). Repeating
     /// a decision already carried out changes nothing (`approve` on a
     /// Complete refund, `deny` on a Denied one).
-    pub async fn process(&self, id: i64, action: RefundAction) -> Result<Processed, OrderError> {
+    pub async fn process(&self, scope: &OrderScope, id: i64, action: RefundAction) -> Result<Processed, OrderError> {
         let mut transaction = self.db.begin_write().await?;
         let mut refund = storage::hold_refund(&mut transaction, id)
             .await?
             .ok_or_else(|| OrderError::NotFound(format!("refund {id}")))?;
+        super::orders::require_in_scope(&mut transaction, scope, &refund.order_number)
+            .await
+            .map_err(|error| refund_not_found(error, id))?;
         let job = storage::job_of(&mut transaction, self.db.backend(), JobKind::Refund, id).await?;
         if job.as_ref().is_some_and(|job| job.leased) {
             return Ok(Processed::InProgress(refund));
@@ -246,7 +258,7 @@ impl RefundService {
     /// Runs refund `job` (whose lease this host holds): the credit if it is
     /// intended, then the revocations that are left.
     pub async fn run(&self, job: &ClaimedJob) -> Result<(), OrderError> {
-        let refund = self.refund(job.subject_id).await?;
+        let refund = self.refund(&OrderScope::all(), job.subject_id).await?;
         let refund = if refund.credit == CreditState::Intended {
             match self.credit(job, refund).await? {
                 Some(refund) => refund,
@@ -321,6 +333,14 @@ impl RefundService {
                 tracing::warn!(refund = refund.id, %error, "credit refused");
                 refund.credit = CreditState::Failed;
                 refund.status.transition(RefundStatus::PaymentRefundError)?;
+                let mut stored = stored;
+                stored.order.notes.push(OrderNote {
+                    kind: NoteKind::Error,
+                    message: format!("refund {}: the credit was refused ({error}); no line was revoked", refund.id),
+                    line_id: None,
+                    module: None,
+                });
+                storage::save_notes(&mut transaction, &mut stored).await?;
                 true
             }
         };
@@ -342,23 +362,38 @@ impl RefundService {
             return self.finish(transaction, job, JobState::Done, None).await;
         }
         let skip_revocation = refund.total_minor == 0 || !refund.revoke;
-        let stored = {
+        let mut stored = {
             let mut connection = self.db.pool().acquire().await?;
             storage::load_order(&mut connection, &refund.order_number)
                 .await?
                 .ok_or_else(|| OrderError::NotFound(format!("order {}", refund.order_number)))?
         };
+        let mut notes = Vec::new();
         for line in &mut refund.lines {
             if line.status == RefundLineStatus::Complete {
                 continue;
             }
+            let module = stored.order.line(line.line_id).and_then(|ordered| ordered.fulfilled_by.clone());
             let (status, reason) = if skip_revocation {
+                let why = if refund.revoke { "nothing to revoke: the refund is of 0" } else { "approved for payment only" };
+                notes.push(trace(refund.id, line.line_id, module, NoteKind::Info, format!("skipped: {why}")));
                 (RefundLineStatus::Complete, (!refund.revoke).then(|| "approved for payment only: not revoked".to_string()))
             } else {
+                let by = module.as_deref().map(|name| format!(" by module `{name}`")).unwrap_or_default();
                 match dispatch::revoke_line(&self.runtime, &stored.order, line.line_id).await {
-                    Ok(RevokeResult::Revoked { note }) => (RefundLineStatus::Complete, note),
-                    Ok(RevokeResult::NotRevoked { reason }) => (RefundLineStatus::RevocationError, Some(reason)),
-                    Err(error) => (RefundLineStatus::RevocationError, Some(error.to_string())),
+                    Ok(RevokeResult::Revoked { note }) => {
+                        let said = note.as_deref().map(|note| format!(" ({note})")).unwrap_or_default();
+                        notes.push(trace(refund.id, line.line_id, module, NoteKind::Info, format!("revoked{by}{said}")));
+                        (RefundLineStatus::Complete, note)
+                    }
+                    Ok(RevokeResult::NotRevoked { reason }) => {
+                        notes.push(trace(refund.id, line.line_id, module, NoteKind::Error, format!("not revoked{by}: {reason}")));
+                        (RefundLineStatus::RevocationError, Some(reason))
+                    }
+                    Err(error) => {
+                        notes.push(trace(refund.id, line.line_id, module, NoteKind::Error, format!("not revoked: {error}")));
+                        (RefundLineStatus::RevocationError, Some(error.to_string()))
+                    }
                 }
             };
             line.status.transition(status)?;
@@ -369,6 +404,9 @@ impl RefundService {
         let mut transaction = self.db.begin_write().await?;
         storage::hold_refund(&mut transaction, refund.id).await?;
         storage::update_refund(&mut transaction, &refund).await?;
+        // The trace for staff, stored with the outcome it tells of.
+        stored.order.notes.extend(notes);
+        storage::save_notes(&mut transaction, &mut stored).await?;
         let (state, error) = if all_revoked {
             (JobState::Done, None)
         } else {
@@ -398,6 +436,24 @@ impl RefundService {
         }
         transaction.commit().await?;
         Ok(())
+    }
+}
+
+/// A note for staff on what refund `refund_id` did to line `line_id`.
+fn trace(refund_id: i64, line_id: LineId, module: Option<String>, kind: NoteKind, outcome: String) -> OrderNote {
+    OrderNote {
+        kind,
+        message: format!("refund {refund_id}: line {line_id} {outcome}"),
+        line_id: Some(line_id),
+        module,
+    }
+}
+
+/// A refund whose order is outside the caller's scope is not found either.
+fn refund_not_found(error: OrderError, id: i64) -> OrderError {
+    match error {
+        OrderError::NotFound(_) => OrderError::NotFound(format!("refund {id}")),
+        other => other,
     }
 }
 

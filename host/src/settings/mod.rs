@@ -24,7 +24,8 @@ pub use fulfillment::{FulfillmentMode, FulfillmentSettings};
 pub use limits::{CircuitBreakerSettings, LoadFailurePolicy, MEMORY_CEILING_BYTES, ModuleLimits, TABLE_CEILING_ELEMENTS};
 pub use module::{ModuleName, ModuleSettings, Sha256Digest};
 pub use service::{
-    ApiSettings, DatabaseSettings, OrderSettings, PaymentSettings, ProductSettings, Role, ServerSettings, TokenSettings,
+    ApiSettings, DatabaseSettings, OrderAccess, OrderSettings, PaymentSettings, ProductSettings, Role, ServerSettings,
+    TokenSettings,
 };
 
 /// The whole settings file.

@@ -122,20 +122,75 @@ pub struct PaymentSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
-    /// Who may call the API.
-    #[serde(default)]
+    /// Who may call the API; each name once (it records who placed an order).
+    #[serde(default, deserialize_with = "unique_token_names")]
     pub tokens: Vec<TokenSettings>,
+}
+
+/// `[[api.tokens]]` whose names are unique and not empty: an `own` token
+/// sees the orders its name placed, so two tokens must not share one.
+fn unique_token_names<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<TokenSettings>, D::Error> {
+    let tokens = Vec::<TokenSettings>::deserialize(deserializer)?;
+    for (index, token) in tokens.iter().enumerate() {
+        if token.name.trim().is_empty() {
+            return Err(serde::de::Error::custom(format!("[[api.tokens]] entry {}: `name` must not be empty", index + 1)));
+        }
+        if token.user.as_deref().is_some_and(|user| user.trim().is_empty()) {
+            return Err(serde::de::Error::custom(format!(
+                "[[api.tokens]] `{}`: `user` must not be empty (leave it out for every user)",
+                token.name
+            )));
+        }
+        if let Some(first) = tokens[..index].iter().position(|earlier| earlier.name == token.name) {
+            return Err(serde::de::Error::custom(format!(
+                "[[api.tokens]] entries {} and {} are both named `{}`: each token needs a name of its own \
+                 (it records who placed an order)",
+                first + 1,
+                index + 1,
+                token.name
+            )));
+        }
+    }
+    Ok(tokens)
 }
 
 /// One `[[api.tokens]]`: a bearer token, stored as its SHA-256 only.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
-    /// Who holds it (in logs).
+    /// Who holds it (in logs); recorded on each order it places.
     pub name: String,
     /// Hex SHA-256 of the token.
     pub sha256: Sha256Digest,
     pub role: Role,
+    /// Which orders it may read: `all`, or `own` (the orders placed with a
+    /// token of this name). Default: `own` for `checkout`, `all` for `admin`.
+    #[serde(default)]
+    pub orders: Option<OrderAccess>,
+    /// Only this user's orders (`user.username`): it reads no others and
+    /// places orders for this user only. Default: any user.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+impl TokenSettings {
+    /// `orders`, or the role's default.
+    pub fn order_access(&self) -> OrderAccess {
+        self.orders.unwrap_or(match self.role {
+            Role::Checkout => OrderAccess::Own,
+            Role::Admin => OrderAccess::All,
+        })
+    }
+}
+
+/// Which orders a token may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderAccess {
+    /// Every order, also those placed before placers were recorded.
+    All,
+    /// The orders placed with a token of its name.
+    Own,
 }
 
 /// What a token may do.
@@ -163,4 +218,49 @@ pub struct ProductSettings {
     pub currency: String,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+
+    const DIGEST: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn parse(tokens: &str) -> Result<Settings, String> {
+        Settings::parse(tokens, std::path::Path::new("/test/settings.toml")).map_err(|error| format!("{error:?}"))
+    }
+
+    fn token(name: &str, role: &str, more: &str) -> String {
+        format!("[[api.tokens]]\nname = \"{name}\"\nsha256 = \"{DIGEST}\"\nrole = \"{role}\"\n{more}\n")
+    }
+
+    #[test]
+    fn checkout_tokens_see_their_own_orders_unless_told_otherwise() {
+        let text = [
+            token("shop", "checkout", ""),
+            token("staff", "admin", ""),
+            token("reports", "checkout", "orders = \"all\""),
+            token("support", "admin", "orders = \"own\"\nuser = \"alice\""),
+        ]
+        .concat();
+        let settings = parse(&text).expect("valid");
+        let access: Vec<(OrderAccess, Option<&str>)> =
+            settings.api.tokens.iter().map(|token| (token.order_access(), token.user.as_deref())).collect();
+        assert_eq!(
+            access,
+            [(OrderAccess::Own, None), (OrderAccess::All, None), (OrderAccess::All, None), (OrderAccess::Own, Some("alice"))]
+        );
+    }
+
+    #[test]
+    fn two_tokens_of_one_name_are_refused_naming_both() {
+        let error = parse(&[token("shop", "checkout", ""), token("staff", "admin", ""), token("shop", "admin", "")].concat())
+            .expect_err("duplicate names");
+        assert!(error.contains("[[api.tokens]] entries 1 and 3 are both named `shop`"), "{error}");
+        let error = parse(&token("shop", "checkout", "orders = \"mine\"")).expect_err("unknown access");
+        assert!(error.contains("unknown variant `mine`"), "{error}");
+        let error = parse(&token("shop", "checkout", "user = \" \"")).expect_err("empty user");
+        assert!(error.contains("`user` must not be empty"), "{error}");
+    }
 }

@@ -56,6 +56,8 @@ pub struct NewCheckout<'a> {
     pub amount_minor: i64,
     pub currency: &'a str,
     pub payment_source_id: i64,
+    /// The name of the API token that placed it.
+    pub placed_by: Option<&'a str>,
 }
 
 /// A checkout as stored.
@@ -72,6 +74,8 @@ pub struct CheckoutRecord {
     pub state: CheckoutState,
     pub order_number: Option<String>,
     pub failure: Option<String>,
+    /// The name of the API token that placed it; None before migration 4.
+    pub placed_by: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -87,6 +91,7 @@ struct CheckoutRow {
     state: String,
     order_number: Option<String>,
     failure: Option<String>,
+    placed_by: Option<String>,
 }
 
 impl TryFrom<CheckoutRow> for CheckoutRecord {
@@ -105,20 +110,21 @@ impl TryFrom<CheckoutRow> for CheckoutRecord {
             state: CheckoutState::parse(&row.state)?,
             order_number: row.order_number,
             failure: row.failure,
+            placed_by: row.placed_by,
         })
     }
 }
 
 const COLUMNS: &str = "id, idempotency_key, request_hash, request, processor, amount_minor, currency, \
-                       payment_source_id, state, order_number, failure";
+                       payment_source_id, state, order_number, failure, placed_by";
 
 /// Records a `pending` checkout; returns its id. Fails with a unique
 /// violation when another checkout holds the key.
 pub async fn insert_checkout(connection: &mut AnyConnection, checkout: &NewCheckout<'_>) -> Result<i64, StorageError> {
     let id = sqlx::query_scalar(
         "INSERT INTO checkouts (idempotency_key, request_hash, request, processor, amount_minor, currency,
-             payment_source_id, state, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) RETURNING id",
+             payment_source_id, placed_by, state, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9) RETURNING id",
     )
     .bind(checkout.idempotency_key)
     .bind(checkout.request_hash)
@@ -127,6 +133,7 @@ pub async fn insert_checkout(connection: &mut AnyConnection, checkout: &NewCheck
     .bind(checkout.amount_minor)
     .bind(checkout.currency)
     .bind(checkout.payment_source_id)
+    .bind(checkout.placed_by)
     .bind(now_ms())
     .fetch_one(&mut *connection)
     .await?;
@@ -213,5 +220,12 @@ pub async fn reopen_abandoned_checkout(connection: &mut AnyConnection, id: i64) 
         .bind(id)
         .execute(&mut *connection)
         .await?;
-    Ok(result.rows_affected() == 1)
+    if result.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE payment_sources SET state = 'pending' WHERE id = (SELECT payment_source_id FROM checkouts WHERE id = $1)")
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
+    Ok(true)
 }

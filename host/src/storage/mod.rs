@@ -32,11 +32,12 @@ pub use jobs::{
     insert_job, job_of, jobs_of, lease_job, make_job_due_now, postpone_job, release_lease, release_leases_of, renew_lease,
 };
 pub use orders::{
-    AttemptLog, OrderFilter, OrderPage, StoredOrder, hold_order, insert_order, list_orders, load_order, next_order_number,
+    AttemptLog, OrderFilter, OrderPage, OrderScope, StoredOrder, hold_order, insert_order, list_orders, load_order, next_order_number,
     save_fulfillment, save_notes,
 };
 pub use payments::{
-    PaymentRecord, insert_payment_event, insert_payment_source, payment_for_order, payments_by_ids, set_payment_reference,
+    PaymentRecord, SourceState, insert_payment_event, insert_payment_source, payment_for_order, payments_by_ids,
+    set_payment_reference, set_payment_state,
 };
 pub use products::{CatalogProduct, get_products, list_products, upsert_product};
 pub use refunds::{
@@ -267,5 +268,53 @@ mod tests {
             jobs,
             [("fulfill".to_string(), 1, "done".to_string()), ("fulfill".to_string(), 2, "queued".to_string())]
         );
+    }
+
+    /// Migration 0004: existing orders and checkouts have no known placer
+    /// (NULL); each payment source takes its checkout's state (refused for a
+    /// declined one), and sources older than checkouts are paid.
+    #[tokio::test]
+    async fn migration_4_leaves_placers_unknown_and_states_sources() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let mut connection = sqlx::AnyConnection::connect(&url).await.expect("connect");
+        let migrations: Vec<_> = SQLITE_MIGRATIONS.iter().filter(|migration| migration.version <= 4).collect();
+        for migration in &migrations[..3] {
+            sqlx::raw_sql(&migration.sql).execute(&mut connection).await.expect("old migration");
+        }
+        sqlx::raw_sql(
+            "INSERT INTO payment_sources (id, processor, reference, amount_minor, currency, created_at)
+                 VALUES (1, 'test', 'test_ch_1', 5900, 'USD', 0), (2, 'test', 'pending', 5900, 'USD', 0),
+                        (3, 'test', 'pending', 5900, 'USD', 0), (4, 'test', 'pending', 5900, 'USD', 0),
+                        (5, 'test', 'test_ch_2', 5900, 'USD', 0);
+             INSERT INTO checkouts (id, request_hash, request, processor, amount_minor, currency, payment_source_id,
+                     state, created_at, updated_at)
+                 VALUES (1, 'h', '{}', 'test', 5900, 'USD', 1, 'ordered', 0, 0),
+                        (2, 'h', '{}', 'test', 5900, 'USD', 2, 'declined', 0, 0),
+                        (3, 'h', '{}', 'test', 5900, 'USD', 3, 'abandoned', 0, 0),
+                        (4, 'h', '{}', 'test', 5900, 'USD', 4, 'pending', 0, 0);
+             INSERT INTO orders (id, number, username, email, date_placed, currency, total_minor, shipping_method,
+                     shipping_minor, billing_address, email_opt_in, basket_attributes, status, payment_source_id, created_at)
+                 VALUES (1, 'EDX-1', 'a', 'a@example.com', '2026-01-01T00:00:00Z', 'USD', 5900, 'x', 0, '{}', 0, '{}',
+                         'Complete', 1, 0);",
+        )
+        .execute(&mut connection)
+        .await
+        .expect("old rows");
+        assert_eq!(migrations[3].version, 4);
+        sqlx::raw_sql(&migrations[3].sql).execute(&mut connection).await.expect("migration 4 applies");
+
+        let states: Vec<String> = sqlx::query_scalar("SELECT state FROM payment_sources ORDER BY id")
+            .fetch_all(&mut connection)
+            .await
+            .expect("sources");
+        assert_eq!(states, ["paid", "refused", "abandoned", "pending", "paid"]);
+        let placers: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT placed_by FROM orders UNION ALL SELECT placed_by FROM checkouts")
+                .fetch_all(&mut connection)
+                .await
+                .expect("placers");
+        assert_eq!(placers, vec![None; 5]);
     }
 }

@@ -21,6 +21,9 @@ pub struct StoredOrder {
     /// As the storefront sent it.
     pub billing_address: Value,
     pub payment_source_id: Option<i64>,
+    /// The name of the API token that placed it; None for orders placed
+    /// before that was recorded (migration 4).
+    pub placed_by: Option<String>,
     /// How many of `order.notes` are already stored.
     pub stored_notes: usize,
 }
@@ -45,8 +48,9 @@ pub async fn insert_order(connection: &mut AnyConnection, stored: &StoredOrder) 
     let order = &stored.order;
     let row = sqlx::query(
         "INSERT INTO orders (number, username, email, date_placed, currency, total_minor, shipping_method,
-             shipping_minor, billing_address, email_opt_in, basket_attributes, status, payment_source_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+             shipping_minor, billing_address, email_opt_in, basket_attributes, status, payment_source_id, placed_by,
+             created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
     )
     .bind(&order.number)
     .bind(&order.user.username)
@@ -61,6 +65,7 @@ pub async fn insert_order(connection: &mut AnyConnection, stored: &StoredOrder) 
     .bind(to_json(&order.basket_attributes))
     .bind(order.status.as_str())
     .bind(stored.payment_source_id)
+    .bind(stored.placed_by.as_deref())
     .bind(now_ms())
     .fetch_one(&mut *connection)
     .await?;
@@ -195,7 +200,8 @@ fn parse_status<T: serde::de::DeserializeOwned>(text: String) -> Result<T, Stora
 }
 
 const ORDER_COLUMNS: &str = "id, number, username, email, date_placed, currency, total_minor, shipping_method, \
-                             shipping_minor, billing_address, email_opt_in, basket_attributes, status, payment_source_id";
+                             shipping_minor, billing_address, email_opt_in, basket_attributes, status, payment_source_id, \
+                             placed_by";
 
 #[derive(sqlx::FromRow)]
 struct OrderRow {
@@ -213,6 +219,7 @@ struct OrderRow {
     basket_attributes: String,
     status: String,
     payment_source_id: Option<i64>,
+    placed_by: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -295,6 +302,7 @@ impl OrderRow {
             shipping_charge: money(self.shipping_minor),
             billing_address: from_json(self.billing_address, "orders")?,
             payment_source_id: self.payment_source_id,
+            placed_by: self.placed_by,
             stored_notes,
         })
     }
@@ -358,6 +366,31 @@ pub struct OrderFilter {
     pub username: Option<String>,
 }
 
+/// Which orders a caller may see at all (its token's `orders` and `user`):
+/// an order outside it is, to that caller, an order that does not exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderScope {
+    /// Only the orders the token of this name placed (not those whose
+    /// placer is unknown).
+    pub placed_by: Option<String>,
+    /// Only this user's orders.
+    pub username: Option<String>,
+}
+
+impl OrderScope {
+    /// Every order.
+    pub fn all() -> OrderScope {
+        OrderScope::default()
+    }
+
+    /// Whether the caller may see `stored`.
+    pub fn covers(&self, stored: &StoredOrder) -> bool {
+        let placed = self.placed_by.as_ref().is_none_or(|name| stored.placed_by.as_ref() == Some(name));
+        let user = self.username.as_ref().is_none_or(|username| *username == stored.order.user.username);
+        placed && user
+    }
+}
+
 /// One page of orders, newest first, and how many match in all.
 #[derive(Debug, Clone)]
 pub struct OrderPage {
@@ -365,17 +398,23 @@ pub struct OrderPage {
     pub orders: Vec<StoredOrder>,
 }
 
-/// Page `page` (from 1) of `page_size` orders matching `filter`: four
-/// queries, whatever the page size.
+/// Page `page` (from 1) of `page_size` orders within `scope` matching
+/// `filter`: four queries, whatever the page size.
 pub async fn list_orders(
     connection: &mut AnyConnection,
+    scope: &OrderScope,
     filter: &OrderFilter,
     page: u64,
     page_size: u64,
 ) -> Result<OrderPage, StorageError> {
     let mut conditions = Vec::new();
     let mut values = Vec::new();
-    for (column, value) in [("status", &filter.status), ("username", &filter.username)] {
+    for (column, value) in [
+        ("placed_by", &scope.placed_by),
+        ("username", &scope.username),
+        ("status", &filter.status),
+        ("username", &filter.username),
+    ] {
         if let Some(value) = value {
             values.push(value.clone());
             conditions.push(format!("{column} = ${}", values.len()));

@@ -7,7 +7,32 @@ use sqlx::{AnyConnection, Row};
 use super::{StorageError, now_ms, placeholders};
 use crate::model::Money;
 
-/// Records a payment source (the processor's charge) and returns its id.
+/// Where a payment source stands (`payment_sources.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    /// Recorded before the processor is asked: money may have moved.
+    Pending,
+    /// The processor charged it.
+    Paid,
+    /// The processor declined it, or failed before charging: nothing moved.
+    Refused,
+    /// Its request was lost and the processor has no charge for it.
+    Abandoned,
+}
+
+impl SourceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Pending => "pending",
+            SourceState::Paid => "paid",
+            SourceState::Refused => "refused",
+            SourceState::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// Records a `pending` payment source (the processor's charge to come)
+/// and returns its id.
 pub async fn insert_payment_source(
     connection: &mut AnyConnection,
     processor: &str,
@@ -16,8 +41,8 @@ pub async fn insert_payment_source(
     idempotency_key: Option<&str>,
 ) -> Result<i64, StorageError> {
     let row = sqlx::query(
-        "INSERT INTO payment_sources (processor, reference, amount_minor, currency, idempotency_key, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO payment_sources (processor, reference, amount_minor, currency, idempotency_key, state, created_at)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6) RETURNING id",
     )
     .bind(processor)
     .bind(reference)
@@ -30,10 +55,20 @@ pub async fn insert_payment_source(
     Ok(row.try_get("id")?)
 }
 
-/// Records the processor's reference of source `id`'s charge.
+/// Records the processor's reference of source `id`'s charge: it is paid.
 pub async fn set_payment_reference(connection: &mut AnyConnection, id: i64, reference: &str) -> Result<(), StorageError> {
-    sqlx::query("UPDATE payment_sources SET reference = $1 WHERE id = $2")
+    sqlx::query("UPDATE payment_sources SET reference = $1, state = 'paid' WHERE id = $2")
         .bind(reference)
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
+/// Records where source `id` stands (a refusal, an abandon, a reopening).
+pub async fn set_payment_state(connection: &mut AnyConnection, id: i64, state: SourceState) -> Result<(), StorageError> {
+    sqlx::query("UPDATE payment_sources SET state = $1 WHERE id = $2")
+        .bind(state.as_str())
         .bind(id)
         .execute(&mut *connection)
         .await?;

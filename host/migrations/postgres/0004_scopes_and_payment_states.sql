@@ -1,0 +1,24 @@
+-- Who may read what, and payment sources that say where they stand
+-- (issue 10). Same columns on SQLite and PostgreSQL.
+
+-- The `name` of the `[[api.tokens]]` entry whose token placed the
+-- checkout, and so its order. A token with `orders = "own"` sees only the
+-- orders its name placed. NULL: placed before this migration, by a token
+-- no longer known; such orders are visible to `orders = "all"` tokens only.
+ALTER TABLE checkouts ADD COLUMN placed_by TEXT;
+ALTER TABLE orders ADD COLUMN placed_by TEXT;
+CREATE INDEX orders_placed_by ON orders (placed_by);
+
+-- Where a payment source stands: pending (recorded before the processor
+-- is asked; money may have moved), paid, refused (the processor declined
+-- or failed before charging: nothing moved) or abandoned (its request was
+-- lost and the processor has no charge for it: nothing moved). Sources
+-- made before this migration take the state of their checkout; the others
+-- (older than checkouts) were all paid.
+ALTER TABLE payment_sources ADD COLUMN state TEXT NOT NULL DEFAULT 'paid';
+UPDATE payment_sources SET state = 'pending'
+WHERE id IN (SELECT payment_source_id FROM checkouts WHERE state = 'pending');
+UPDATE payment_sources SET state = 'refused'
+WHERE id IN (SELECT payment_source_id FROM checkouts WHERE state = 'declined');
+UPDATE payment_sources SET state = 'abandoned'
+WHERE id IN (SELECT payment_source_id FROM checkouts WHERE state = 'abandoned');
