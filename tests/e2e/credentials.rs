@@ -47,10 +47,11 @@ async fn the_entitlements_api_refuses_an_api_key_with_drf_detail() {
     let entry = module_entry("course-entitlement", "course-entitlement", &[&url], &[("lms_url", &url), ("api_key", API_KEY)]);
     let runtime = support::runtime(&entry).await;
     let order = fulfill(&runtime, "EDX-700", vec![entitlement(1, "course-a")]).await;
-    assert_eq!(order.lines[0].status, LineStatus::ServerError);
+    assert_eq!(order.lines[0].status, LineStatus::ConfigurationError);
     assert_eq!(
         notes_for(&order, 1),
-        ["Fulfillment of order EDX-700 failed: the LMS answered 401 for course course-a: Authentication credentials were not provided."]
+        ["Fulfillment of order EDX-700 failed: the LMS answered 401 for course course-a: Authentication credentials were not provided. \
+          (give the host the LMS's credentials in [modules.credentials])"]
     );
     assert!(lms.entitlements_of(None).is_empty(), "nothing was created");
 }

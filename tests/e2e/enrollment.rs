@@ -136,15 +136,17 @@ async fn an_lms_that_does_not_answer_in_time_is_a_timeout_error() {
 }
 
 #[tokio::test]
-async fn without_credentials_the_lms_answers_401_and_the_note_has_its_detail() {
+async fn without_credentials_the_lms_answers_401_a_configuration_error_with_its_detail() {
+    // The reference: no API key configured -> Fulfillment Configuration Error.
     let lms = LmsStandIn::start(API_KEY).await.expect("LMS starts");
     let runtime = enrollment_runtime(&lms.url(), &[&lms.url()], &[("api_key", "")], None).await;
     let order = fulfill_one_seat(&runtime, "EDX-107").await;
-    assert_eq!(order.lines[0].status, LineStatus::ServerError);
+    assert_eq!(order.lines[0].status, LineStatus::ConfigurationError);
     assert_eq!(
         notes_for(&order, 1),
         [format!(
-            "Fulfillment of order EDX-107 failed: the LMS answered 401 for {DEMO}: Authentication credentials were not provided."
+            "Fulfillment of order EDX-107 failed: the LMS answered 401 for {DEMO}: Authentication credentials were not provided. \
+             (give the host the LMS's credentials in [modules.credentials])"
         )]
     );
     let request = lms.requests().pop().expect("sent");

@@ -902,6 +902,7 @@ attributes = {{ UUID = "course-uuid-1", certificate_type = "verified" }}
     let (exit, log) = host.terminate_and_read_log(Duration::from_secs(30));
     assert!(exit.success(), "{exit}");
     assert!(log.iter().any(|line| line.contains("fetched an OAuth2 access token")), "the log is the host's debug log");
+    assert!(log.iter().any(|line| line.contains("listening on")), "the log from the start");
     let secrets = [API_KEY, fulfillment_tests::lms::CLIENT_SECRET, jwt.as_str()];
     for text in answers.iter().chain(log.iter()) {
         for secret in secrets {

@@ -30,6 +30,8 @@ pub struct HostProcess {
     pub url: Option<String>,
     /// What it wrote to stderr, line by line, as it comes.
     log: mpsc::Receiver<String>,
+    /// Every line read from `log` so far.
+    read: Vec<String>,
 }
 
 impl HostProcess {
@@ -62,7 +64,12 @@ impl HostProcess {
                 }
             }
         });
-        let mut process = HostProcess { child, url: None, log };
+        let mut process = HostProcess {
+            child,
+            url: None,
+            log,
+            read: Vec::new(),
+        };
         if args.first() == Some(&"serve") {
             let line = process.wait_for_line("listening on ", Duration::from_secs(60));
             process.url = line.split("listening on ").nth(1).map(str::to_string);
@@ -91,8 +98,13 @@ impl HostProcess {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => seen.push(line),
+                Ok(line) => {
+                    self.read.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                    seen.push(line);
+                }
                 Err(_) => panic!("fulfillment-host did not print `{needle}`; it printed:\n{}", seen.join("\n")),
             }
         }
@@ -108,13 +120,15 @@ impl HostProcess {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, waits for the exit (up to `limit`), and returns every stderr
-    /// line not read yet.
+    /// SIGTERM, waits for the exit (up to `limit`), and returns every line
+    /// it wrote to stderr, from its start.
     pub fn terminate_and_read_log(mut self, limit: Duration) -> (ExitStatus, Vec<String>) {
         let log = std::mem::replace(&mut self.log, mpsc::channel().1);
+        let mut lines = std::mem::take(&mut self.read);
         let status = self.terminate(limit);
         // The reader thread ends at the end of stderr, after the exit.
-        (status, log.iter().collect())
+        lines.extend(log.iter());
+        (status, lines)
     }
 
     /// SIGTERM, then waits for the process to exit (up to `limit`).

@@ -105,7 +105,13 @@ fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOut
                 line,
                 lms::error_answer(&order.number, &format!("course {course_uuid}"), &response),
             ),
-            Err(why) => failed(line, why),
+            Err(why) => {
+                let refused = lms::error_answer(&order.number, &format!("course {course_uuid}"), &response);
+                failed(
+                    line,
+                    failure(why.kind, format!("{}; looking for an existing entitlement: {}", refused.message, why.message)),
+                )
+            }
         },
         Ok(response) => failed(
             line,
@@ -138,7 +144,10 @@ fn find_entitlement(lms: &Lms, order: &Order, course_uuid: &str) -> Result<Optio
                 && entitlement.get("order_number").and_then(|number| number.as_str()) == Some(order.number.as_str())
         });
         if let Some(entitlement) = found {
-            let uuid = entitlement.get("uuid").and_then(|uuid| uuid.as_str()).unwrap_or_default().to_string();
+            let Some(uuid) = entitlement.get("uuid").and_then(|uuid| uuid.as_str()).filter(|uuid| !uuid.is_empty()) else {
+                return Err(failure(FailureKind::Server, "the LMS listed the entitlement without its uuid"));
+            };
+            let uuid = uuid.to_string();
             if entitlement.get("expired_at").is_some_and(|expired| !expired.is_null()) {
                 return Err(failure(
                     FailureKind::Server,

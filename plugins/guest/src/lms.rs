@@ -53,18 +53,27 @@ impl LmsConfig {
     }
 }
 
-/// The server-error failure for an LMS answer other than success, with the
-/// LMS's `message` (or DRF's `detail`) or "(No detail provided.)" as the
-/// reference notes it.
+/// The failure for an LMS answer other than success, with the LMS's
+/// `message` (or DRF's `detail`) or "(No detail provided.)" as the reference
+/// notes it: a server error, but for 401. A 401 that reaches the module means
+/// the LMS has no credential it accepts (the host renews an expired token
+/// itself), which is the reference's "no API key configured": a
+/// configuration error, which is not retried until the settings change.
 pub fn error_answer(order_number: &str, subject: &str, response: &JsonResponse) -> Failure {
-    failure(
-        FailureKind::Server,
-        format!(
-            "Fulfillment of order {order_number} failed: the LMS answered {} for {subject}: {}",
-            response.status,
-            response.message().unwrap_or_else(|| NO_DETAIL.to_string())
-        ),
-    )
+    let kind = if response.status == 401 {
+        FailureKind::Configuration
+    } else {
+        FailureKind::Server
+    };
+    let mut message = format!(
+        "Fulfillment of order {order_number} failed: the LMS answered {} for {subject}: {}",
+        response.status,
+        response.message().unwrap_or_else(|| NO_DETAIL.to_string())
+    );
+    if response.status == 401 {
+        message.push_str(" (give the host the LMS's credentials in [modules.credentials])");
+    }
+    failure(kind, message)
 }
 
 /// The reference's text when an LMS error carries no message.

@@ -3,6 +3,7 @@
 //! client-credentials token fetched once, kept for every order of the module
 //! and replaced before it expires. The module never sees them.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue};
@@ -25,13 +26,24 @@ pub enum CredentialError {
         #[source]
         source: reqwest::Error,
     },
-    /// The token endpoint refused the client (4xx): the settings are wrong.
+    /// The token endpoint refused the client (400, 401, 403): the settings
+    /// are wrong.
     #[error("the token endpoint {url} refused the client credentials: {status} {body}")]
     Refused { url: String, status: u16, body: String },
-    /// The token endpoint failed (5xx) or answered something that is not a token.
+    /// The token endpoint failed (5xx, 408, 429) or answered something that
+    /// is not a token.
     #[error("the token endpoint {url} failed: {message}")]
     Failed { url: String, message: String },
+    /// The last fetch failed so, within [`RETRY_AFTER_FAILURE`]: the host
+    /// does not ask again before then.
+    #[error(transparent)]
+    Recent(Arc<CredentialError>),
 }
+
+/// How long a failed token fetch answers for the requests that wait on it
+/// (or come right after), so that a dead token endpoint costs one time-out,
+/// not one per order.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
 
 /// The header one destination gets.
 pub enum Credential {
@@ -46,7 +58,10 @@ impl Credential {
     /// settings were loaded.
     pub fn from_settings(settings: &CredentialSettings) -> Result<Credential, String> {
         let secret = |source: &crate::settings::SecretSource| {
-            source.secret().cloned().ok_or_else(|| "its secret was not read".to_string())
+            source
+                .secret()
+                .cloned()
+                .ok_or_else(|| format!("the secret ({source:?}) was not read when the settings were loaded"))
         };
         Ok(match settings {
             CredentialSettings::Header { header, secret: source } => Credential::Fixed {
@@ -72,7 +87,7 @@ impl Credential {
                 token_type: token_type.clone(),
                 scope: scope.clone(),
                 refresh_before: Duration::from_millis(*refresh_before_ms),
-                cached: Mutex::new(None),
+                cached: Mutex::new(TokenState::None),
             })),
         })
     }
@@ -171,9 +186,18 @@ pub struct OAuth2Client {
     token_type: Option<String>,
     scope: Option<String>,
     refresh_before: Duration,
-    /// The token in use; the lock also makes concurrent orders wait for one
-    /// fetch instead of each fetching its own.
-    cached: Mutex<Option<CachedToken>>,
+    /// The token in use (or the last failure); the lock also makes
+    /// concurrent orders wait for one fetch instead of each fetching its own.
+    cached: Mutex<TokenState>,
+}
+
+#[derive(Default)]
+enum TokenState {
+    #[default]
+    None,
+    Token(CachedToken),
+    /// The last fetch failed; requests until `until` get this error.
+    Failed { error: Arc<CredentialError>, until: Instant },
 }
 
 struct CachedToken {
@@ -194,23 +218,36 @@ struct TokenAnswer {
 impl OAuth2Client {
     async fn header(&self, client: &reqwest::Client, timeout: Duration) -> Result<HeaderValue, CredentialError> {
         let mut cached = self.cached.lock().await;
-        if let Some(token) = cached.as_ref()
-            && Instant::now() < token.replace_at
-        {
-            return Ok(token.header.clone());
+        match &*cached {
+            TokenState::Token(token) if Instant::now() < token.replace_at => return Ok(token.header.clone()),
+            TokenState::Failed { error, until } if Instant::now() < *until => {
+                return Err(CredentialError::Recent(error.clone()));
+            }
+            _ => {}
         }
-        let token = self.fetch(client, timeout).await?;
-        let header = token.header.clone();
-        *cached = Some(token);
-        Ok(header)
+        match self.fetch(client, timeout).await {
+            Ok(token) => {
+                let header = token.header.clone();
+                *cached = TokenState::Token(token);
+                Ok(header)
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                *cached = TokenState::Failed {
+                    error: error.clone(),
+                    until: Instant::now() + RETRY_AFTER_FAILURE,
+                };
+                Err(CredentialError::Recent(error))
+            }
+        }
     }
 
     /// Drops the cached token if it is still `sent` (another order may have
     /// replaced it meanwhile).
     async fn forget(&self, sent: &HeaderValue) {
         let mut cached = self.cached.lock().await;
-        if cached.as_ref().is_some_and(|token| token.header == sent) {
-            *cached = None;
+        if matches!(&*cached, TokenState::Token(token) if token.header == sent) {
+            *cached = TokenState::None;
         }
     }
 
@@ -249,7 +286,7 @@ impl OAuth2Client {
             bytes.extend_from_slice(&chunk);
         }
         let text = String::from_utf8_lossy(&bytes);
-        if status.is_client_error() {
+        if matches!(status.as_u16(), 400 | 401 | 403) {
             return Err(CredentialError::Refused {
                 url,
                 status: status.as_u16(),

@@ -11,6 +11,22 @@ use super::credentials::{Credential, CredentialError, Credentials};
 use crate::runtime::bindings::http::{Error, Header, Host, Request, Response};
 use crate::settings::{AllowedHost, ModuleSettings};
 
+/// Headers a module may not set: they decide where and how the request
+/// travels (a `Host` of another virtual host behind the same address would
+/// take the host's credential there), so the HTTP client sets them.
+const FORBIDDEN_HEADERS: [&str; 10] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+];
+
 /// What one module may do over HTTP.
 #[derive(Debug)]
 pub struct HttpPolicy {
@@ -109,6 +125,11 @@ impl HttpCtx {
         for Header { name, value } in request.headers {
             let header_name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| Error::InvalidRequest(format!("invalid header name `{name}`")))?;
+            if FORBIDDEN_HEADERS.contains(&header_name.as_str()) {
+                return Err(Error::InvalidRequest(format!(
+                    "header `{name}` is set by the host's HTTP client; a module may not send it"
+                )));
+            }
             let header_value = HeaderValue::from_str(&value)
                 .map_err(|_| Error::InvalidRequest(format!("invalid value for header `{name}`")))?;
             headers.append(header_name, header_value);
@@ -157,7 +178,7 @@ impl HttpCtx {
     ) -> Result<(reqwest::RequestBuilder, HeaderValue), Error> {
         let (name, value) = credential.header(&self.client, timeout).await.map_err(|error| {
             tracing::warn!(module = %self.module, %error, "no credential for the module's request");
-            credential_error(&self.module, error)
+            credential_error(&error)
         })?;
         let mut request = builder
             .build()
@@ -233,23 +254,27 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// What the module learns when the host could not get a credential:
-/// unreachable token endpoint = the network failure it would have had,
-/// refused client = `refused` (the settings must change), anything else =
-/// `other`. The text never carries a secret.
-fn credential_error(module: &str, error: CredentialError) -> Error {
-    match &error {
+/// What the module learns when the host could not get a credential: a
+/// token endpoint that cannot be reached or does not answer in time = the
+/// network failure or time-out it would have had; a refused client =
+/// `refused` (the settings must change); anything else = `other`. The
+/// text never carries a secret.
+fn credential_error(error: &CredentialError) -> Error {
+    match error {
         CredentialError::Transport { source, .. } if source.is_timeout() => Error::Timeout,
-        CredentialError::Transport { .. } => Error::ConnectFailed(format!("module {module}: {}", error_chain(&error))),
-        CredentialError::Refused { .. } => Error::Refused(format!("module {module}: {error}")),
-        CredentialError::Failed { .. } => Error::Other(format!("module {module}: {error}")),
+        CredentialError::Transport { .. } => Error::ConnectFailed(error_chain(error)),
+        CredentialError::Refused { .. } => Error::Refused(error.to_string()),
+        CredentialError::Failed { .. } => Error::Other(error.to_string()),
+        CredentialError::Recent(first) => credential_error(first),
     }
 }
 
 impl Host for HttpCtx {
     async fn send(&mut self, request: Request) -> Result<Response, Error> {
-        let url = request.url.clone();
         let outgoing = self.build(request)?;
+        // The parsed URL: the text the module gave may hold line breaks
+        // (the parser drops them), which must not reach the log.
+        let url = outgoing.url.clone();
         let timeout = outgoing.timeout;
         let started = std::time::Instant::now();
         // reqwest's timeout covers the body too; this outer one is the
