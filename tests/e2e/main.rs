@@ -8,6 +8,7 @@ mod api;
 mod harness;
 mod jobs;
 mod breaker;
+mod contract;
 mod dispatch;
 mod enrollment;
 mod entitlement;

@@ -72,6 +72,16 @@ impl RefundService {
             .ok_or_else(|| OrderError::NotFound(format!("refund {id}")))
     }
 
+    /// Page `page` (from 1) of `page_size` refunds of order `number`,
+    /// newest first, and how many it has.
+    pub async fn refunds_of_order(&self, number: &str, page: u64, page_size: u64) -> Result<(u64, Vec<RefundRecord>), OrderError> {
+        let mut connection = self.db.pool().acquire().await?;
+        let found = storage::refunds_of_order(&mut connection, number, page, page_size)
+            .await?
+            .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
+        Ok((found.count, found.refunds))
+    }
+
     /// Creates an `Open` refund for `line_ids` of the Complete order `number`.
     pub async fn create_refund(&self, number: &str, line_ids: &[LineId]) -> Result<RefundRecord, OrderError> {
         if line_ids.is_empty() {
