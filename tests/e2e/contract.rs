@@ -373,6 +373,19 @@ async fn every_answer_is_declared_in_the_openapi_document(db: Db) {
     )
     .await;
     let mut contract = Contract::fetch(&app).await;
+    // The checker can fail: an undeclared status, and a body off its
+    // schema, are caught.
+    let mut probe = Contract {
+        document: contract.document.clone(),
+        called: BTreeSet::new(),
+        failures: Vec::new(),
+    };
+    let mut json_headers = reqwest::header::HeaderMap::new();
+    json_headers.insert("content-type", reqwest::header::HeaderValue::from_static("application/json"));
+    probe.check_answer(&Method::GET, "/api/v1/modules", StatusCode::IM_A_TEAPOT, &json_headers, &json!({}));
+    probe.check_answer(&Method::GET, "/api/v1/orders/{number}", StatusCode::OK, &json_headers, &json!({"number": 1}));
+    probe.check_answer(&Method::GET, "/api/v1/orders/{number}", StatusCode::NOT_FOUND, &json_headers, &json!({"error": {}}));
+    assert_eq!(probe.failures.len(), 3, "{:?}", probe.failures);
     let c = &mut contract;
     let (admin, shop) = (Some(ADMIN_TOKEN), Some(CHECKOUT_TOKEN));
 

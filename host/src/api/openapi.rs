@@ -156,3 +156,55 @@ pub fn complete(openapi: utoipa::openapi::OpenApi) -> Value {
     }
     document
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// Every operation of the served document declares the answers every
+    /// operation can give, and every error answer has the error shape.
+    #[test]
+    fn every_operation_declares_the_shared_errors_in_the_error_shape() {
+        let document = super::super::openapi_document();
+        let paths = document["paths"].as_object().expect("paths");
+        assert!(paths.contains_key("/healthz") && paths.contains_key("/readyz") && paths.contains_key("/api/v1/openapi.json"));
+        for (path, item) in paths {
+            for (verb, operation) in item.as_object().expect("a path item") {
+                let responses = operation["responses"].as_object().expect("responses");
+                for status in ["414", "431", "500", "503"] {
+                    assert!(responses.contains_key(status), "{verb} {path} does not declare {status}");
+                }
+                if operation["security"].as_array().is_some_and(|security| !security.is_empty()) {
+                    assert!(responses.contains_key("401"), "{verb} {path} does not declare 401");
+                }
+                if operation.get("requestBody").is_some() {
+                    for status in ["400", "408", "413", "415", "422"] {
+                        assert!(responses.contains_key(status), "{verb} {path} does not declare {status}");
+                    }
+                }
+                assert!(operation["tags"].as_array().is_some_and(|tags| tags.len() == 1), "{verb} {path} has no tag");
+                for (status, response) in responses.iter().filter(|(status, _)| status.as_str() >= "400") {
+                    let schema = match response["$ref"].as_str() {
+                        Some(reference) => {
+                            let name = reference.trim_start_matches("#/components/responses/");
+                            document["components"]["responses"][name]["content"]["application/json"]["schema"].clone()
+                        }
+                        None => response["content"]["application/json"]["schema"].clone(),
+                    };
+                    assert_ne!(schema, Value::Null, "{verb} {path} {status} has no schema");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn currencies_and_statuses_are_enums() {
+        let document = super::super::openapi_document();
+        let schemas = &document["components"]["schemas"];
+        let currencies = schemas["Currency"]["enum"].as_array().expect("currency codes");
+        assert!(currencies.contains(&Value::from("USD")) && currencies.contains(&Value::from("EUR")));
+        assert_eq!(schemas["OrderStatus"]["enum"][1], "Payment Error");
+        assert_eq!(schemas["OrderView"]["properties"]["currency"]["$ref"], "#/components/schemas/Currency");
+        assert_eq!(schemas["BasketLine"]["properties"]["quantity"]["minimum"], 1, "{}", schemas["BasketLine"]);
+    }
+}
