@@ -62,8 +62,9 @@ impl ApiError {
     }
 }
 
-/// The error shape, for the OpenAPI document (answers are made by
-/// [`ApiError`]'s `IntoResponse`).
+/// The shape of every error answer.
+// For the OpenAPI document only: answers are made by `ApiError`'s
+// `IntoResponse`.
 #[derive(Debug, utoipa::ToSchema)]
 #[schema(example = json!({"error": {"code": "invalid_request", "message": "is 58.99 but the basket and shipping add up to 59.00", "field": "total"}}))]
 #[allow(dead_code)]
@@ -71,6 +72,7 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+/// What went wrong.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct ErrorDetail {

@@ -40,6 +40,7 @@ pub struct Readiness {
     pub fulfillment: FulfillmentReadiness,
 }
 
+/// The fulfillment mode, this host and its job queue.
 #[derive(Debug, Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct FulfillmentReadiness {

@@ -7,16 +7,13 @@
 //! The document is public (no token): it describes the API, not its data,
 //! and clients generate their code from it.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use iso_currency::IntoEnumIterator;
 use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -46,27 +43,6 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-    }
-}
-
-/// An ISO 4217 currency code, as a schema: the codes the host knows.
-pub struct CurrencyCode;
-
-impl utoipa::PartialSchema for CurrencyCode {
-    fn schema() -> RefOr<Schema> {
-        let codes: Vec<&'static str> = iso_currency::Currency::iter().map(|currency| currency.code()).collect();
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(codes))
-            .description(Some("An ISO 4217 currency code"))
-            .examples([json!("USD")])
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for CurrencyCode {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("Currency")
     }
 }
 
@@ -204,7 +180,19 @@ mod tests {
         let currencies = schemas["Currency"]["enum"].as_array().expect("currency codes");
         assert!(currencies.contains(&Value::from("USD")) && currencies.contains(&Value::from("EUR")));
         assert_eq!(schemas["OrderStatus"]["enum"][1], "Payment Error");
-        assert_eq!(schemas["OrderView"]["properties"]["currency"]["$ref"], "#/components/schemas/Currency");
+        for schema in ["OrderView", "PlaceOrder", "RefundView", "ProductView", "ProductSettings"] {
+            assert_eq!(schemas[schema]["properties"]["currency"]["$ref"], "#/components/schemas/Currency", "{schema}");
+        }
         assert_eq!(schemas["BasketLine"]["properties"]["quantity"]["minimum"], 1, "{}", schemas["BasketLine"]);
+    }
+
+    #[test]
+    fn list_parameters_are_optional_query_parameters() {
+        let document = super::super::openapi_document();
+        for path in ["/api/v1/orders", "/api/v1/orders/{number}/refunds"] {
+            let parameters = document["paths"][path]["get"]["parameters"].as_array().expect("parameters").clone();
+            let page = parameters.iter().find(|parameter| parameter["name"] == "page").expect("a page parameter");
+            assert_eq!((&page["in"], &page["required"], &page["schema"]["maximum"]), (&"query".into(), &false.into(), &1_000_000.into()));
+        }
     }
 }

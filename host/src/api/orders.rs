@@ -11,7 +11,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::json::ApiJson;
-use super::openapi::CurrencyCode;
 use super::params::{ApiPath, ApiQuery};
 use super::{ApiError, AppState, Caller};
 use crate::model::{LineStatus, NoteKind, OrderStatus};
@@ -36,7 +35,7 @@ pub struct OrderView {
     #[schema(format = DateTime, example = "2026-01-01T12:00:00Z")]
     pub date_placed: String,
     pub user: crate::model::User,
-    #[schema(value_type = CurrencyCode)]
+    #[schema(value_type = crate::model::Currency)]
     pub currency: String,
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "59.00")]
     pub total: String,
@@ -75,6 +74,7 @@ pub struct JobView {
     pub last_error: Option<String>,
 }
 
+/// A line of an order: what was bought, its status and who fulfilled it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LineView {
     #[schema(minimum = 1, example = 1)]
@@ -99,6 +99,7 @@ pub struct LineView {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// A note for staff: what happened to the order or a line.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NoteView {
     /// Info or Error.
@@ -109,6 +110,7 @@ pub struct NoteView {
     pub module: Option<String>,
 }
 
+/// The order's payment.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView {
     #[schema(example = "test")]
@@ -278,6 +280,7 @@ async fn get_order(State(state): State<AppState>, _caller: Caller, ApiPath(numbe
 /// Filters and page of `GET /orders`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only orders in this status.
     #[param(value_type = Option<OrderStatus>)]

@@ -11,7 +11,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::json::ApiJson;
-use super::openapi::CurrencyCode;
 use super::{ApiError, AppState, Caller};
 use crate::services::{CatalogProduct, NewProduct};
 
@@ -19,6 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_products, upsert_product))
 }
 
+/// A product of the catalog.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProductView {
     #[schema(example = "SEAT-DEMOX-VERIFIED")]
@@ -28,7 +28,7 @@ pub struct ProductView {
     pub title: String,
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "49.00")]
     pub price: String,
-    #[schema(value_type = CurrencyCode)]
+    #[schema(value_type = crate::model::Currency)]
     pub currency: String,
     pub attributes: BTreeMap<String, String>,
 }

@@ -9,7 +9,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::json::ApiJson;
-use super::openapi::CurrencyCode;
 use super::orders::{Page, urlencode};
 use super::params::{ApiPath, ApiQuery};
 use super::{ApiError, AppState, Caller};
@@ -24,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_order_refunds))
 }
 
+/// A refund to create: lines of a Complete order.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"order_number": "EDX-100001", "line_ids": [1]}))]
@@ -34,6 +34,7 @@ pub struct NewRefund {
     pub line_ids: Vec<u64>,
 }
 
+/// The staff's decision on a refund.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"action": "approve"}))]
@@ -53,7 +54,7 @@ pub struct RefundView {
     pub status: String,
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "49.00")]
     pub total: String,
-    #[schema(value_type = CurrencyCode)]
+    #[schema(value_type = crate::model::Currency)]
     pub currency: String,
     /// none, intended (recorded; the processor is being asked), done, failed.
     #[schema(value_type = CreditStateName)]
@@ -63,6 +64,7 @@ pub struct RefundView {
     pub lines: Vec<RefundLineView>,
 }
 
+/// A refunded line.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefundLineView {
     #[schema(minimum = 1, example = 1)]
@@ -100,6 +102,7 @@ pub struct RefundList {
 /// The page of `GET /orders/{number}/refunds`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RefundListQuery {
     /// From 1 to 1,000,000.
     #[param(minimum = 1, maximum = 1_000_000, default = 1)]

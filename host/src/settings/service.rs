@@ -191,7 +191,9 @@ pub struct ProductSettings {
     pub product_type: String,
     pub title: String,
     /// A decimal string in `currency`: "49.00".
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "49.00")]
     pub price: String,
+    #[schema(value_type = crate::model::Currency)]
     pub currency: String,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
