@@ -198,3 +198,22 @@ pub struct ProductSettings {
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::settings::Settings;
+
+    #[test]
+    fn server_limits_have_defaults_and_refuse_zero_naming_the_key() {
+        let settings = Settings::parse("", Path::new("/etc/fulfillment/settings.toml")).expect("empty settings are valid");
+        assert_eq!(settings.server.header_read_timeout_ms.get(), 10_000);
+        assert_eq!(settings.server.max_headers.get(), 64);
+        for key in ["header_read_timeout_ms", "body_read_timeout_ms", "max_uri_bytes", "max_header_bytes", "max_headers"] {
+            let text = format!("[server]\n{key} = 0\n");
+            let error = Settings::parse(&text, Path::new("/etc/fulfillment/settings.toml")).expect_err("0 is refused").to_string();
+            assert!(error.contains("line 2") && error.contains(key) && error.contains("nonzero"), "{error}");
+        }
+    }
+}
