@@ -6,7 +6,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use anyhow::Context;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
@@ -14,7 +19,7 @@ use crate::jobs::Workers;
 use crate::services::Services;
 use crate::payments::Payments;
 use crate::runtime::{ModuleEngine, Runtime};
-use crate::settings::Settings;
+use crate::settings::{ServerSettings, Settings};
 use crate::storage::Database;
 
 /// The token of the demo settings; the host warns while it is accepted.
@@ -25,6 +30,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    server: ServerSettings,
 }
 
 impl Application {
@@ -53,7 +59,12 @@ impl Application {
         let listener = TcpListener::bind(settings.server.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
-        Ok(Application { listener, router, state })
+        Ok(Application {
+            listener,
+            router,
+            state,
+            server: settings.server.clone(),
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -77,10 +88,52 @@ impl Application {
             shutdown.await;
             stop_claiming.now();
         };
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        serve(self.listener, self.router, &self.server, shutdown).await;
         workers.shutdown().await;
-        served
+        Ok(())
     }
+}
+
+/// HTTP/1 on `listener` until `shutdown`, then until the connections'
+/// requests in flight are answered. hyper itself (not `axum::serve`), for
+/// what axum cannot set: the header read time-out (a client that sends
+/// nothing, or half a head, is cut off) and the head size limits, which sit
+/// above the API's own (`api::limits`) so that the API answers them in the
+/// error shape.
+async fn serve(listener: TcpListener, router: axum::Router, server: &ServerSettings, shutdown: impl Future<Output = ()>) {
+    let limits = api::HeadLimits::of(server);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(server.header_read_timeout_ms.get()))
+        .max_buf_size(limits.hyper_buffer())
+        .max_header_size(limits.hyper_buffer())
+        .max_headers(limits.hyper_max_headers());
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: the connections in
+                    // flight go on; try again in a moment rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
 }
 
 /// The services of `settings`: connects the database (migrating it), loads

@@ -9,6 +9,7 @@ mod harness;
 mod jobs;
 mod breaker;
 mod caps;
+mod contract;
 mod credentials;
 mod dispatch;
 mod enrollment;

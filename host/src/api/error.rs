@@ -45,6 +45,70 @@ impl ApiError {
             ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
         }
     }
+
+    /// The answer for an error `status` made outside a handler (by axum,
+    /// hyper or a tower layer), in the error shape.
+    pub fn for_status(status: StatusCode) -> ApiError {
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "no such endpoint"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "the endpoint does not take this method (see `Allow`)"),
+            StatusCode::REQUEST_TIMEOUT => ("body_timeout", "the body was not sent in time"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the body is larger than the host accepts"),
+            StatusCode::SERVICE_UNAVAILABLE => ("timeout", "the request took too long; work it started goes on"),
+            status if status.is_server_error() => ("internal", "internal error; see the host's log"),
+            _ => ("bad_request", status.canonical_reason().unwrap_or("bad request")),
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
+/// The shape of every error answer.
+// For the OpenAPI document only: answers are made by `ApiError`'s
+// `IntoResponse`.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "invalid_request", "message": "is 58.99 but the basket and shipping add up to 59.00", "field": "total"}}))]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// For people; it may change.
+    pub message: String,
+    /// The field, header or parameter at fault (422): `total`,
+    /// `basket[1].sku`, `Idempotency-Key`, `page`.
+    pub field: Option<String>,
+}
+
+/// The stable codes of errors (docs/api.md tells when each is answered).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ErrorCode {
+    BadRequest,
+    MalformedJson,
+    Unauthorized,
+    PaymentDeclined,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    NotFulfillable,
+    BodyTimeout,
+    Conflict,
+    PayloadTooLarge,
+    UriTooLong,
+    UnsupportedMediaType,
+    InvalidRequest,
+    HeadersTooLarge,
+    Internal,
+    PaymentProcessorError,
+    Busy,
+    OrderPending,
+    Timeout,
 }
 
 impl IntoResponse for ApiError {

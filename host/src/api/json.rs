@@ -1,14 +1,15 @@
 //! A JSON body extractor whose rejections have the API's error shape.
 
 use axum::extract::{FromRequest, Request};
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody, JsonRejection};
 use axum::http::StatusCode;
 
 use super::ApiError;
 
 /// Like `axum::Json`, but a malformed body, a missing field or an unknown
-/// field is a 422 (400 for bad JSON syntax, 415 without a JSON content type)
-/// in the API's error shape.
+/// field is a 422 (400 for bad JSON syntax, 415 without a JSON content type,
+/// 413 for a body over the limit, 408 for one that stalled past
+/// `[server] body_read_timeout_ms`) in the API's error shape.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -29,8 +30,29 @@ where
                 JsonRejection::MissingJsonContentType(error) => {
                     ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", error.body_text())
                 }
+                JsonRejection::BytesRejection(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(error))) => {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", error.body_text())
+                }
+                JsonRejection::BytesRejection(error) if timed_out(&error) => ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the body was not sent in time: it stalled longer than the host waits",
+                ),
                 other => ApiError::new(other.status(), "bad_request", other.body_text()),
             }),
         }
     }
+}
+
+/// Whether reading the body failed because it stalled (tower-http's body
+/// time-out, somewhere in the error's sources).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

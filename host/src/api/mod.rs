@@ -1,29 +1,37 @@
 //! The HTTP API under `/api/v1` (axum): thin handlers over
-//! [`Services`], one file per resource, one error shape, bearer-token
-//! auth, a body size limit and a request time-out.
+//! [`Services`], one file per resource, one error shape for every answer
+//! (also those made outside the handlers), bearer-token auth, limits on
+//! the request's head and body, body and request time-outs.
 //!
-//! Start at [`router`]; `fulfillment-host serve` binds it.
+//! Start at [`router`]; `fulfillment-host serve` serves it (app.rs). The
+//! router is built from the handlers' OpenAPI annotations (utoipa-axum), so
+//! every route it serves is in the document.
 
 mod auth;
 mod error;
 mod health;
 mod json;
+mod limits;
 mod modules;
 mod openapi;
 mod orders;
+mod params;
 mod products;
 mod refunds;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::http::StatusCode;
+use axum::{Extension, Router};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::{Caller, authenticate, token_digest};
 pub use error::ApiError;
+pub use limits::HeadLimits;
 pub use openapi::ApiDoc;
 
 use crate::services::Services;
@@ -36,22 +44,36 @@ pub struct AppState {
     pub tokens: Arc<Vec<TokenSettings>>,
 }
 
-/// The whole API, with its limits.
-pub fn router(state: AppState, server: &ServerSettings) -> Router {
-    let api = Router::new()
+/// The routes and the OpenAPI document made from their annotations.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(orders::router())
         .merge(refunds::router())
         .merge(products::router())
         .merge(modules::router())
-        .merge(openapi::router());
-    Router::new()
-        .nest("/api/v1", api)
+        .merge(openapi::router())
         .merge(health::router())
+}
+
+/// The OpenAPI document as served at `/api/v1/openapi.json`.
+pub fn openapi_document() -> serde_json::Value {
+    openapi::complete(routes().into_openapi())
+}
+
+/// The whole API, with its limits.
+pub fn router(state: AppState, server: &ServerSettings) -> Router {
+    let (router, document) = routes().split_for_parts();
+    let limits = HeadLimits::of(server);
+    router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(Extension(openapi::Document::new(&openapi::complete(document))))
         .layer(RequestBodyLimitLayer::new(server.body_limit_bytes))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(server.body_read_timeout_ms.get())))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(server.request_timeout_ms),
         ))
+        .layer(axum::middleware::from_fn(move |request, next| limits::enforce(limits, request, next)))
+        .layer(axum::middleware::from_fn(limits::error_shape))
         .with_state(state)
 }

@@ -1,18 +1,19 @@
 //! `/modules`: what the runtime loaded, what it could not, and how each
 //! module is doing (limits, orders in flight, circuit breaker).
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, AppState, Caller};
 use crate::runtime::{BreakerView, CredentialSummary, DisabledModule, LoadedModule};
 use crate::settings::ModuleLimits;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/modules", get(list_modules))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_modules))
 }
 
 /// One `[[modules]]` entry of the settings.
@@ -22,6 +23,7 @@ pub struct ModuleView {
     pub name: String,
     /// "running", "disabled" (`enabled = false`) or "failed" (it did not
     /// load and its `on_load_failure` is `disable`).
+    #[schema(value_type = ModuleStatusName)]
     pub status: &'static str,
     /// Whether the module is being dispatched to.
     pub enabled: bool,
@@ -45,6 +47,16 @@ pub struct ModuleView {
     /// Orders the module is working on now.
     pub in_flight: Option<usize>,
     pub circuit_breaker: Option<BreakerView>,
+}
+
+/// Whether a module runs.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ModuleStatusName {
+    Running,
+    Disabled,
+    Failed,
 }
 
 impl ModuleView {
@@ -88,7 +100,10 @@ impl ModuleView {
 }
 
 /// The running modules in dispatch order, then those that are not running.
-#[utoipa::path(get, path = "/api/v1/modules", responses((status = 200, body = [ModuleView])), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/modules", tag = "modules",
+    responses((status = 200, description = "Every [[modules]] entry", body = [ModuleView]),
+        (status = 403, description = "Needs an admin token")),
+    security(("bearer" = [])))]
 async fn list_modules(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ModuleView>>, ApiError> {
     caller.require_admin()?;
     let runtime = state.services.runtime();

@@ -2,37 +2,46 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::json::ApiJson;
+use super::params::{ApiPath, ApiQuery};
 use super::{ApiError, AppState, Caller};
-use crate::model::{NoteKind, OrderStatus};
+use crate::model::{LineStatus, NoteKind, OrderStatus};
 use crate::services::{JobState, OrderFilter, OrderSnapshot, PlaceOrder, Placed};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/orders", get(list_orders).post(place_order))
-        .route("/orders/{number}", get(get_order))
-        .route("/orders/{number}/fulfill", put(retry_fulfillment))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orders, place_order))
+        .routes(routes!(get_order))
+        .routes(routes!(retry_fulfillment))
 }
 
 /// An order as the API shows it. Amounts are decimal strings in `currency`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderView {
+    #[schema(example = "EDX-100001")]
     pub number: String,
     /// Pending, Payment Error, Open, Complete or Fulfillment Error.
+    #[schema(value_type = OrderStatus, example = "Complete")]
     pub status: String,
     /// RFC 3339, UTC.
+    #[schema(format = DateTime, example = "2026-01-01T12:00:00Z")]
     pub date_placed: String,
     pub user: crate::model::User,
+    #[schema(value_type = crate::model::Currency)]
     pub currency: String,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "59.00")]
     pub total: String,
+    #[schema(example = "no-shipping-required")]
     pub shipping_method: String,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "0.00")]
     pub shipping_charge: String,
     #[schema(value_type = Object)]
     pub billing_address: serde_json::Value,
@@ -50,12 +59,14 @@ pub struct JobView {
     /// queued (or running, when `running`), done, failed (no automatic
     /// retry is left: a configuration error, or any failure in sync mode)
     /// or gave-up (out of retries).
+    #[schema(value_type = JobStateName)]
     pub state: String,
     /// Whether a host is working on it now.
     pub running: bool,
     /// Attempts made so far.
     pub attempts: u32,
     /// When the next attempt is due (RFC 3339), while queued.
+    #[schema(format = DateTime)]
     pub next_attempt_at: Option<String>,
     /// The host that made the last attempt.
     pub worked_by: Option<String>,
@@ -63,16 +74,24 @@ pub struct JobView {
     pub last_error: Option<String>,
 }
 
+/// A line of an order: what was bought, its status and who fulfilled it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LineView {
+    #[schema(minimum = 1, example = 1)]
     pub id: u64,
+    #[schema(example = "SEAT-DEMOX-VERIFIED")]
     pub sku: String,
+    #[schema(example = "Seat")]
     pub product_type: String,
     pub title: String,
+    #[schema(minimum = 1, maximum = 1000, example = 1)]
     pub quantity: u32,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "49.00")]
     pub unit_price: String,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "49.00")]
     pub line_price: String,
     /// Open, Complete, or one of the four Fulfillment ... Error statuses.
+    #[schema(value_type = LineStatus, example = "Complete")]
     pub status: String,
     /// The module that claimed the line.
     pub fulfilled_by: Option<String>,
@@ -80,21 +99,48 @@ pub struct LineView {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// A note for staff: what happened to the order or a line.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NoteView {
     /// Info or Error.
+    #[schema(value_type = NoteKindName)]
     pub kind: String,
     pub message: String,
     pub line_id: Option<u64>,
     pub module: Option<String>,
 }
 
+/// The order's payment.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView {
+    #[schema(example = "test")]
     pub processor: String,
+    #[schema(example = "test_ch_1_tok_success")]
     pub reference: String,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "59.00")]
     pub amount: String,
+    /// What was credited back so far.
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "0.00")]
     pub refunded: String,
+}
+
+/// The states of a fulfillment job, as the API shows them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum JobStateName {
+    Queued,
+    Done,
+    Failed,
+    GaveUp,
+}
+
+/// The kinds of notes.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub enum NoteKindName {
+    Info,
+    Error,
 }
 
 /// The API view of an order with its payment and job.
@@ -170,7 +216,14 @@ pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
 /// fulfillment outlasts `[fulfillment] sync_wait_ms`, 202 with the order as
 /// it stands and its URL in `Location` (fulfillment goes on and stores its
 /// outcome). In async mode: 201 with the order as it stands.
-#[utoipa::path(post, path = "/api/v1/orders", request_body = PlaceOrder,
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
+    request_body(content = PlaceOrder, example = json!({
+        "user": {"username": "alice", "email": "alice@example.com"},
+        "basket": [{"sku": "SEAT-DEMOX-VERIFIED", "quantity": 1}],
+        "shipping_method": "no-shipping-required", "shipping_charge": "0.00",
+        "billing_address": {"country": "US"}, "total": "49.00", "currency": "USD",
+        "payment": {"processor": "test", "token": "tok_success"}, "email_opt_in": false
+    })),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
         description = "1 to 255 visible ASCII characters. The same key and body give the same order and one charge")),
     responses(
@@ -180,7 +233,8 @@ pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
         (status = 402, description = "Payment declined: no order"),
         (status = 409, description = "Key reused with another body, or still in progress"),
         (status = 422, description = "Invalid basket, total, field or key: nothing charged"),
-        (status = 503, description = "Database busy before the charge (nothing charged), or paid and the order is being made from the checkout record (repeat with the same key)"),
+        (status = 502, description = "The payment processor failed: nothing charged"),
+        (status = 503, description = "Database busy before the charge (nothing charged), or paid and the order is being made from the checkout record (repeat with the same key), or the request time-out"),
     ),
     security(("bearer" = [])))]
 async fn place_order(
@@ -217,24 +271,66 @@ fn location(number: &str) -> HeaderMap {
     headers
 }
 
-#[utoipa::path(get, path = "/api/v1/orders/{number}", params(("number" = String, Path)),
-    responses((status = 200, body = OrderView), (status = 404)), security(("bearer" = [])))]
-async fn get_order(State(state): State<AppState>, caller: Caller, Path(number): Path<String>) -> Result<Json<OrderView>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/orders/{number}", tag = "orders", params(("number" = String, Path, example = "EDX-100001")),
+    responses((status = 200, description = "The order", body = OrderView),
+        (status = 404, description = "No such order, or one outside the token's scope")),
+    security(("bearer" = [])))]
+async fn get_order(State(state): State<AppState>, caller: Caller, ApiPath(number): ApiPath<String>) -> Result<Json<OrderView>, ApiError> {
     Ok(Json(order_view(state.services.orders.snapshot(&caller.scope, &number).await?)))
 }
 
 /// Filters and page of `GET /orders`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only orders in this status.
+    #[param(value_type = Option<OrderStatus>)]
     status: Option<String>,
     /// Only this user's orders.
     username: Option<String>,
-    /// From 1.
+    /// From 1 to 1,000,000.
+    #[param(minimum = 1, maximum = 1_000_000, default = 1)]
     page: Option<u64>,
-    /// Default 20, at most 100.
+    /// From 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     page_size: Option<u64>,
+}
+
+/// The last page a list answers: with at most 100 a page, an offset of
+/// 10^8 rows at most, far in any integer type and past any real list;
+/// beyond it the page number is a mistake (or a probe), answered 422.
+const MAX_PAGE: u64 = 1_000_000;
+
+/// A checked page: `number` from 1, `size` items.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Page {
+    pub number: u64,
+    pub size: u64,
+}
+
+impl Page {
+    /// The page `page` of `page_size` (the query's), within the bounds.
+    pub(super) fn checked(page: Option<u64>, page_size: Option<u64>) -> Result<Page, ApiError> {
+        let number = page.unwrap_or(1);
+        if !(1..=MAX_PAGE).contains(&number) {
+            return Err(ApiError::invalid("page", format!("must be from 1 to {MAX_PAGE}, not {number}")));
+        }
+        let size = page_size.unwrap_or(20);
+        if !(1..=100).contains(&size) {
+            return Err(ApiError::invalid("page_size", format!("must be from 1 to 100, not {size}")));
+        }
+        Ok(Page { number, size })
+    }
+
+    /// The `next` and `previous` links of this page of `count` items;
+    /// `link(page)` is a page's URL.
+    pub(super) fn links(&self, count: u64, link: impl Fn(u64) -> String) -> (Option<String>, Option<String>) {
+        (
+            (self.number * self.size < count).then(|| link(self.number + 1)),
+            (self.number > 1).then(|| link(self.number - 1)),
+        )
+    }
 }
 
 /// A page of orders (page-number pagination).
@@ -247,15 +343,18 @@ pub struct OrderList {
     pub results: Vec<OrderView>,
 }
 
-#[utoipa::path(get, path = "/api/v1/orders", params(ListQuery),
-    responses((status = 200, body = OrderList)), security(("bearer" = [])))]
+/// Orders, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(ListQuery),
+    responses((status = 200, description = "A page of orders", body = OrderList),
+        (status = 422, description = "An unknown status or parameter, or a page out of bounds")),
+    security(("bearer" = [])))]
 async fn list_orders(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<OrderList>, ApiError> {
-    let page = query.page.unwrap_or(1).max(1);
-    let page_size = query.page_size.unwrap_or(20).clamp(1, 100);
+    let checked = Page::checked(query.page, query.page_size)?;
+    let Page { number: page, size: page_size } = checked;
     if let Some(status) = &query.status
         && serde_json::from_value::<OrderStatus>(serde_json::Value::String(status.clone())).is_err()
     {
@@ -275,15 +374,16 @@ async fn list_orders(
         }
         url
     };
+    let (next, previous) = checked.links(count, link);
     Ok(Json(OrderList {
         count,
-        next: (page * page_size < count).then(|| link(page + 1)),
-        previous: (page > 1).then(|| link(page - 1)),
+        next,
+        previous,
         results: snapshots.into_iter().map(order_view).collect(),
     }))
 }
 
-fn urlencode(text: &str) -> String {
+pub(super) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(byte).to_string(),
@@ -297,14 +397,19 @@ fn urlencode(text: &str) -> String {
 /// when it is now Complete; 502 with the order when it still fails; 202
 /// when the retry outlasts `sync_wait_ms` (it goes on); 406 when the order
 /// is not fulfillable; 409 while a worker fulfills it.
-#[utoipa::path(put, path = "/api/v1/orders/{number}/fulfill", params(("number" = String, Path)),
-    responses((status = 200, body = OrderView), (status = 202, body = OrderView), (status = 406), (status = 409),
-        (status = 502, body = OrderView)),
+#[utoipa::path(put, path = "/api/v1/orders/{number}/fulfill", tag = "orders", params(("number" = String, Path, example = "EDX-100001")),
+    responses((status = 200, description = "Fulfilled: the order is Complete", body = OrderView),
+        (status = 202, description = "The retry outlasts sync_wait_ms; it goes on", body = OrderView),
+        (status = 403, description = "Needs an admin token"),
+        (status = 404, description = "No such order"),
+        (status = 406, description = "The order is not Open or Fulfillment Error"),
+        (status = 409, description = "A worker is fulfilling the order"),
+        (status = 502, description = "The retry ran and lines still fail", body = OrderView)),
     security(("bearer" = [])))]
 async fn retry_fulfillment(
     State(state): State<AppState>,
     caller: Caller,
-    Path(number): Path<String>,
+    ApiPath(number): ApiPath<String>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     caller.require_admin()?;
     let services = &state.services;

@@ -25,6 +25,26 @@ impl Currency {
     }
 }
 
+/// In the OpenAPI document: a string, one of the ISO 4217 codes.
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use iso_currency::IntoEnumIterator;
+        let codes: Vec<&'static str> = iso_currency::Currency::iter().map(|currency| currency.code()).collect();
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(codes))
+            .description(Some("An ISO 4217 currency code"))
+            .examples([serde_json::json!("USD")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Currency {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Currency")
+    }
+}
+
 impl FromStr for Currency {
     type Err = MoneyError;
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::TransitionError;
 
 /// A refund's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum RefundStatus {
     #[serde(rename = "Open")]
     Open,
@@ -25,7 +25,7 @@ pub enum RefundStatus {
 }
 
 /// A refund line's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum RefundLineStatus {
     #[serde(rename = "Open")]
     Open,

@@ -63,7 +63,7 @@ pub struct PlaceOrder {
     #[schema(max_length = 24, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub total: String,
     /// ISO 4217; every product must be priced in it.
-    #[schema(min_length = 3, max_length = 3, pattern = "^[A-Z]{3}$")]
+    #[schema(value_type = crate::model::Currency)]
     pub currency: String,
     pub payment: PaymentInput,
     #[serde(default)]

@@ -78,6 +78,24 @@ impl RefundService {
         Ok(refund)
     }
 
+    /// Page `page` (from 1) of `page_size` refunds of order `number`,
+    /// newest first, and how many it has; not found unless `scope` covers
+    /// the order.
+    pub async fn refunds_of_order(
+        &self,
+        scope: &OrderScope,
+        number: &str,
+        page: u64,
+        page_size: u64,
+    ) -> Result<(u64, Vec<RefundRecord>), OrderError> {
+        let mut connection = self.db.pool().acquire().await?;
+        super::orders::require_in_scope(&mut connection, scope, number).await?;
+        let found = storage::refunds_of_order(&mut connection, number, page, page_size)
+            .await?
+            .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
+        Ok((found.count, found.refunds))
+    }
+
     /// Creates an `Open` refund for `line_ids` of the Complete order
     /// `number`, if `scope` covers it.
     pub async fn create_refund(&self, scope: &OrderScope, number: &str, line_ids: &[LineId]) -> Result<RefundRecord, OrderError> {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::{NonZeroU64, NonZeroUsize};
 
 use serde::Deserialize;
 
@@ -18,6 +19,17 @@ pub struct ServerSettings {
     pub request_timeout_ms: u64,
     /// The largest request body accepted (413 above).
     pub body_limit_bytes: usize,
+    /// How long a connection may take to send a request's head, or stay
+    /// idle between requests, before the host closes it.
+    pub header_read_timeout_ms: NonZeroU64,
+    /// The longest wait for the next piece of a request's body (408 after).
+    pub body_read_timeout_ms: NonZeroU64,
+    /// The longest request target, path and query (414 above).
+    pub max_uri_bytes: NonZeroUsize,
+    /// The most bytes of request headers (431 above).
+    pub max_header_bytes: NonZeroUsize,
+    /// The most request headers (431 above).
+    pub max_headers: NonZeroUsize,
 }
 
 impl Default for ServerSettings {
@@ -26,9 +38,29 @@ impl Default for ServerSettings {
             bind: default_bind(),
             request_timeout_ms: default_request_timeout_ms(),
             body_limit_bytes: default_body_limit_bytes(),
+            header_read_timeout_ms: READ_TIMEOUT_MS,
+            body_read_timeout_ms: READ_TIMEOUT_MS,
+            max_uri_bytes: MAX_URI_BYTES,
+            max_header_bytes: MAX_HEADER_BYTES,
+            max_headers: MAX_HEADERS,
         }
     }
 }
+
+/// 10 s: a client on a slow link sends a head or the next piece of a body
+/// well within it; a connection that sends nothing is let go soon.
+const READ_TIMEOUT_MS: NonZeroU64 = NonZeroU64::new(10_000).expect("not zero");
+
+/// 8 KiB: a path with an order number and a query of filters, many times
+/// over (the limit of most proxies).
+const MAX_URI_BYTES: NonZeroUsize = NonZeroUsize::new(8 * 1024).expect("not zero");
+
+/// 16 KiB of headers: a bearer token, an idempotency key and what proxies
+/// add, many times over.
+const MAX_HEADER_BYTES: NonZeroUsize = NonZeroUsize::new(16 * 1024).expect("not zero");
+
+/// 64 headers: browsers and proxies send a few dozen at most.
+const MAX_HEADERS: NonZeroUsize = NonZeroUsize::new(64).expect("not zero");
 
 fn default_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
@@ -214,7 +246,9 @@ pub struct ProductSettings {
     pub product_type: String,
     pub title: String,
     /// A decimal string in `currency`: "49.00".
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "49.00")]
     pub price: String,
+    #[schema(value_type = crate::model::Currency)]
     pub currency: String,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
@@ -222,6 +256,8 @@ pub struct ProductSettings {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::settings::Settings;
 
@@ -262,5 +298,17 @@ mod tests {
         assert!(error.contains("unknown variant `mine`"), "{error}");
         let error = parse(&token("shop", "checkout", "user = \" \"")).expect_err("empty user");
         assert!(error.contains("`user` must not be empty"), "{error}");
+    }
+
+    #[test]
+    fn server_limits_have_defaults_and_refuse_zero_naming_the_key() {
+        let settings = Settings::parse("", Path::new("/etc/fulfillment/settings.toml")).expect("empty settings are valid");
+        assert_eq!(settings.server.header_read_timeout_ms.get(), 10_000);
+        assert_eq!(settings.server.max_headers.get(), 64);
+        for key in ["header_read_timeout_ms", "body_read_timeout_ms", "max_uri_bytes", "max_header_bytes", "max_headers"] {
+            let text = format!("[server]\n{key} = 0\n");
+            let error = Settings::parse(&text, Path::new("/etc/fulfillment/settings.toml")).expect_err("0 is refused").to_string();
+            assert!(error.contains("line 2") && error.contains(key) && error.contains("nonzero"), "{error}");
+        }
     }
 }

@@ -41,8 +41,8 @@ pub use payments::{
 };
 pub use products::{CatalogProduct, get_products, list_products, upsert_product};
 pub use refunds::{
-    CreditState, RefundLineRecord, RefundRecord, credits_taken, hold_refund, insert_refund, line_in_refund, load_refund,
-    update_refund,
+    CreditState, RefundLineRecord, RefundPage, RefundRecord, credits_taken, hold_refund, insert_refund, line_in_refund,
+    load_refund, refunds_of_order, update_refund,
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

@@ -183,6 +183,11 @@ pub async fn load_refund(connection: &mut AnyConnection, id: i64) -> Result<Opti
     .bind(id)
     .fetch_all(&mut *connection)
     .await?;
+    record(row, line_rows).map(Some)
+}
+
+/// A refund from its row and its lines' rows.
+fn record(row: RefundRow, line_rows: Vec<RefundLineRow>) -> Result<RefundRecord, StorageError> {
     let lines = line_rows
         .into_iter()
         .map(|line| {
@@ -195,7 +200,7 @@ pub async fn load_refund(connection: &mut AnyConnection, id: i64) -> Result<Opti
             })
         })
         .collect::<Result<Vec<_>, StorageError>>()?;
-    Ok(Some(RefundRecord {
+    Ok(RefundRecord {
         id: row.id,
         order_id: row.order_id,
         order_number: row.order_number,
@@ -207,7 +212,81 @@ pub async fn load_refund(connection: &mut AnyConnection, id: i64) -> Result<Opti
         credit_reference: row.credit_reference,
         revoke: row.revoke != 0,
         lines,
+    })
+}
+
+/// A page of an order's refunds, newest first, and how many it has.
+#[derive(Debug, Clone)]
+pub struct RefundPage {
+    pub count: u64,
+    pub refunds: Vec<RefundRecord>,
+}
+
+/// Page `page` (from 1) of `page_size` refunds of order `number`, newest
+/// first, in three queries whatever the size; None when there is no such
+/// order.
+pub async fn refunds_of_order(
+    connection: &mut AnyConnection,
+    number: &str,
+    page: u64,
+    page_size: u64,
+) -> Result<Option<RefundPage>, StorageError> {
+    let order_id: Option<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE number = $1")
+        .bind(number)
+        .fetch_optional(&mut *connection)
+        .await?;
+    let Some(order_id) = order_id else {
+        return Ok(None);
+    };
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM refunds WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(&mut *connection)
+        .await?;
+    let offset = page.saturating_sub(1).saturating_mul(page_size);
+    let rows: Vec<RefundRow> = sqlx::query_as(
+        "SELECT refunds.id, refunds.order_id, orders.number AS order_number, refunds.status, refunds.total_minor,
+                refunds.currency, refunds.credit_state, refunds.credit_minor, refunds.credit_reference, refunds.revoke
+         FROM refunds JOIN orders ON orders.id = refunds.order_id WHERE refunds.order_id = $1
+         ORDER BY refunds.id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(order_id)
+    .bind(i64::try_from(page_size).unwrap_or(i64::MAX))
+    .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut lines: std::collections::HashMap<i64, Vec<RefundLineRow>> = std::collections::HashMap::new();
+    if !rows.is_empty() {
+        let sql = format!(
+            "SELECT refund_id, line_id, status, amount_minor, reason FROM refund_lines WHERE refund_id IN ({})
+             ORDER BY refund_id, line_id",
+            super::placeholders(1, rows.len())
+        );
+        let mut query = sqlx::query_as::<_, RefundLineOfRow>(&sql);
+        for row in &rows {
+            query = query.bind(row.id);
+        }
+        for line in query.fetch_all(&mut *connection).await? {
+            lines.entry(line.refund_id).or_default().push(line.line);
+        }
+    }
+    let refunds = rows
+        .into_iter()
+        .map(|row| {
+            let line_rows = lines.remove(&row.id).unwrap_or_default();
+            record(row, line_rows)
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    Ok(Some(RefundPage {
+        count: count.max(0) as u64,
+        refunds,
     }))
+}
+
+#[derive(sqlx::FromRow)]
+struct RefundLineOfRow {
+    refund_id: i64,
+    #[sqlx(flatten)]
+    line: RefundLineRow,
 }
 
 /// Whether line `line_id` of order `order_id` is in a refund that was not
