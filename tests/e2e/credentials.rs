@@ -245,3 +245,53 @@ async fn get_modules_shows_each_credential_kind_and_destination_never_a_value() 
     let text = modules.to_string();
     assert!(!text.contains(API_KEY) && !text.contains(CLIENT_SECRET), "{text}");
 }
+
+#[test]
+fn settings_refuse_two_credentials_for_one_destination() {
+    let toml = format!(
+        "{}[modules.credentials.\"https://lms.example.com\"]\nkind = \"bearer\"\nsecret = {{ env = \"PATH\" }}\n\
+         [modules.credentials.\"https://lms.example.com:443\"]\nkind = \"bearer\"\nsecret = {{ env = \"PATH\" }}\n",
+        module_entry("enrollment", "enrollment", &["https://lms.example.com"], &[])
+    );
+    let error = Settings::parse(&toml, std::path::Path::new("/test/settings.toml")).expect_err("refused").to_string();
+    assert!(
+        error.contains("credentials `https://lms.example.com` and `https://lms.example.com:443` are for the same destination https://lms.example.com:443"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_orders_share_one_token_fetch_and_one_failed_fetch() {
+    let lms = LmsStandIn::start(API_KEY).await.expect("LMS starts");
+    let runtime = entitlement_runtime(&lms, &oauth(&lms), &[]).await;
+    // A failing token endpoint: the orders waiting on the fetch get its
+    // failure instead of each asking again.
+    lms.fail_token_endpoint(Some((503, "down for maintenance")));
+    let orders = futures_util::future::join_all(
+        (0..4).map(|index| {
+            let runtime = &runtime;
+            async move { fulfill(runtime, &format!("EDX-75{index}"), vec![entitlement(1, "course-a")]).await }
+        }),
+    )
+    .await;
+    for order in &orders {
+        assert_eq!(order.lines[0].status, LineStatus::ServerError, "{:?}", order.notes);
+        assert!(notes_for(order, 1)[0].contains("failed: it answered 503 Service Unavailable"), "{:?}", order.notes);
+    }
+    assert_eq!(lms.token_requests().len(), 1, "one fetch for the four orders");
+    assert!(lms.requests().is_empty(), "nothing sent without a token");
+
+    // Working again: a fresh runtime (no recent failure), four orders at
+    // once, one token.
+    lms.fail_token_endpoint(None);
+    let runtime = entitlement_runtime(&lms, &oauth(&lms), &[]).await;
+    let orders = futures_util::future::join_all(
+        (0..4).map(|index| {
+            let runtime = &runtime;
+            async move { fulfill(runtime, &format!("EDX-76{index}"), vec![entitlement(1, &format!("course-{index}"))]).await }
+        }),
+    )
+    .await;
+    assert!(orders.iter().all(|order| order.status == OrderStatus::Complete), "{orders:?}");
+    assert_eq!(lms.token_requests().len(), 2, "one more fetch for the four orders");
+}

@@ -77,3 +77,9 @@ async fn a_name_that_does_not_resolve_is_a_network_error() {
     // `.invalid` never resolves (RFC 6761).
     assert_network_failures_open_the_circuit("http://lms.fulfillment-host.invalid").await;
 }
+
+#[tokio::test]
+async fn a_body_cut_short_after_the_status_line_is_a_network_error() {
+    let server = BrokenServer::start(Breakage::TruncatedBody).await.expect("server starts");
+    assert_network_failures_open_the_circuit(&server.url()).await;
+}

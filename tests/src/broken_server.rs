@@ -23,6 +23,9 @@ pub enum Breakage {
     /// Answers plain HTTP at once, without reading: a TLS client's
     /// handshake fails.
     PlainHttpAtOnce,
+    /// Reads the request, answers 200 with a `Content-Length` of 100 and
+    /// closes after 10 bytes of the body.
+    TruncatedBody,
 }
 
 /// A running broken server; stops when dropped.
@@ -66,6 +69,11 @@ impl BrokenServer {
                             let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").await;
                         }
                         Breakage::PlainHttpAtOnce => {}
+                        Breakage::TruncatedBody => {
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user\": \"")
+                                .await;
+                        }
                     }
                     drop(stream);
                 });

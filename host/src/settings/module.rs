@@ -27,7 +27,7 @@ pub struct ModuleSettings {
     pub allowed_hosts: Vec<AllowedHost>,
     /// How the host authenticates the requests it sends for the module, per
     /// destination of `allowed_hosts` (`[modules.credentials."https://lms"]`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "credentials_by_destination")]
     pub credentials: BTreeMap<AllowedHost, CredentialSettings>,
     /// Whether a load failure stops the host or leaves the module disabled.
     #[serde(default)]
@@ -65,6 +65,27 @@ impl ModuleSettings {
 
 fn enabled_by_default() -> bool {
     true
+}
+
+/// The credentials table, keyed by destination; two keys that name the same
+/// destination (`https://lms` and `https://lms:443`) are refused, naming
+/// both, instead of one silently replacing the other.
+fn credentials_by_destination<'de, D>(deserializer: D) -> Result<BTreeMap<AllowedHost, CredentialSettings>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let written = BTreeMap::<String, CredentialSettings>::deserialize(deserializer)?;
+    let mut by_destination: BTreeMap<AllowedHost, (String, CredentialSettings)> = BTreeMap::new();
+    for (key, credential) in written {
+        let destination = AllowedHost::try_from(key.clone()).map_err(serde::de::Error::custom)?;
+        if let Some((first, _)) = by_destination.get(&destination) {
+            return Err(serde::de::Error::custom(format!(
+                "credentials `{first}` and `{key}` are for the same destination {destination}"
+            )));
+        }
+        by_destination.insert(destination, (key, credential));
+    }
+    Ok(by_destination.into_iter().map(|(destination, (_, credential))| (destination, credential)).collect())
 }
 
 /// A module name: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`, starting

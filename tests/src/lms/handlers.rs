@@ -104,12 +104,12 @@ async fn record_and_misbehave(State(state): State<Arc<LmsState>>, request: Reque
 #[allow(clippy::result_large_err)] // the error is the answer itself, as axum handlers return it
 fn authenticate(state: &LmsState, headers: &HeaderMap, accepts: Accepts) -> Result<String, Response> {
     if let Some(authorization) = header_text(headers, "authorization") {
-        if let Some(token) = authorization.strip_prefix("JWT ") {
+        // drf-jwt and DRF compare the scheme without regard to case.
+        let (scheme, token) = authorization.split_once(' ').unwrap_or((authorization.as_str(), ""));
+        if scheme.eq_ignore_ascii_case("jwt") {
             return auth::verify_jwt(&state.signing_key(), token.trim()).map_err(unauthenticated);
         }
-        if accepts == Accepts::ApiKeyOrToken
-            && let Some(token) = authorization.strip_prefix("Bearer ")
-        {
+        if accepts == Accepts::ApiKeyOrToken && scheme.eq_ignore_ascii_case("bearer") {
             return if state.is_valid_bearer(token.trim()) {
                 Ok(SERVICE_USER.to_string())
             } else {
@@ -130,7 +130,9 @@ async fn access_token(
 ) -> Response {
     let form = form.map(|Form(form)| form).unwrap_or_default();
     let field = |name: &str| form.get(name).cloned();
-    let answer = if field("grant_type").as_deref() != Some("client_credentials") {
+    let answer = if let Some(Reply { status, message }) = state.token_failure() {
+        error(status, &message)
+    } else if field("grant_type").as_deref() != Some("client_credentials") {
         (StatusCode::BAD_REQUEST, Json(json!({"error": "unsupported_grant_type"}))).into_response()
     } else if field("client_id").as_deref() != Some(CLIENT_ID) || field("client_secret").as_deref() != Some(CLIENT_SECRET) {
         (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response()
@@ -209,7 +211,7 @@ fn entitlement_json(uuid: &str, entitlement: &Entitlement) -> Value {
         "modified": "2026-12-01T00:00:00Z",
         "mode": entitlement.mode,
         "refund_locked": false,
-        "order_number": entitlement.order_number,
+        "order_number": if entitlement.order_number.is_empty() { Value::Null } else { json!(entitlement.order_number) },
         "support_details": [],
     })
 }
@@ -283,8 +285,13 @@ async fn list_entitlements(
     let Some(page) = query.get("page").map_or(Some(1), |page| page.parse::<usize>().ok()).filter(|page| (1..=num_pages).contains(page)) else {
         return detail(StatusCode::NOT_FOUND, "Invalid page.");
     };
+    // The page links keep the filters, as DRF's do.
+    let filters: String = ["user", "uuid"]
+        .into_iter()
+        .filter_map(|name| query.get(name).map(|value| format!("&{name}={value}")))
+        .collect();
     let link = |page: usize| {
-        json!(format!("http://lms-standin/api/entitlements/v1/entitlements/?page={page}&page_size={page_size}"))
+        json!(format!("http://lms-standin/api/entitlements/v1/entitlements/?page={page}&page_size={page_size}{filters}"))
     };
     let start = (page - 1) * page_size;
     Json(json!({

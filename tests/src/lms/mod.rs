@@ -162,6 +162,12 @@ impl LmsStandIn {
         self.state.token_requests()
     }
 
+    /// Makes the token endpoint answer `status` with `message` (None: give
+    /// tokens again). The two APIs' switches do not touch it.
+    pub fn fail_token_endpoint(&self, failure: Option<(u16, &str)>) {
+        self.state.set_token_failure(failure.map(|(status, message)| Reply::new(status, message)));
+    }
+
     /// Invalidates every token issued so far (a new signing key).
     pub fn rotate_signing_key(&self) {
         self.state.rotate_signing_key();

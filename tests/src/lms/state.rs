@@ -100,6 +100,8 @@ struct Data {
     bearer_tokens: HashSet<String>,
     /// `expires_in` of the tokens it issues, in seconds.
     token_lifetime_s: u64,
+    /// The token endpoint answers this instead of a token.
+    token_failure: Option<Reply>,
 }
 
 pub(super) struct LmsState {
@@ -138,6 +140,14 @@ impl LmsState {
         let mut data = self.data();
         data.key_generation += 1;
         data.bearer_tokens.clear();
+    }
+
+    pub fn token_failure(&self) -> Option<Reply> {
+        self.data().token_failure.clone()
+    }
+
+    pub fn set_token_failure(&self, failure: Option<Reply>) {
+        self.data().token_failure = failure;
     }
 
     pub fn token_lifetime_s(&self) -> u64 {
@@ -312,7 +322,11 @@ impl LmsState {
     pub fn create_entitlement(&self, entitlement: Entitlement, idempotency_key: Option<&str>) -> Option<String> {
         let mut data = self.data();
         let duplicate = data.entitlements.values().any(|existing| {
-            existing.course_uuid == entitlement.course_uuid && existing.order_number == entitlement.order_number
+            // The model's unique (course_uuid, order_number): a NULL order
+            // number (sent as none) never conflicts.
+            !entitlement.order_number.is_empty()
+                && existing.course_uuid == entitlement.course_uuid
+                && existing.order_number == entitlement.order_number
         });
         if duplicate {
             return None;

@@ -291,3 +291,45 @@ impl Host for HttpCtx {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> HttpCtx {
+        let policy = HttpPolicy {
+            allowed_hosts: vec![AllowedHost::try_from("https://lms.example.com".to_string()).expect("valid")],
+            timeout: Duration::from_secs(1),
+            max_request_bytes: 1024,
+            max_response_bytes: 1024,
+            max_calls: 10,
+            credentials: Credentials::default(),
+        };
+        HttpCtx::new(reqwest::Client::new(), Arc::new(policy), "m")
+    }
+
+    fn request(headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: "POST".into(),
+            url: "https://lms.example.com/api".into(),
+            headers: headers
+                .iter()
+                .map(|(name, value)| Header { name: (*name).into(), value: (*value).into() })
+                .collect(),
+            body: None,
+            timeout_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_module_may_not_steer_the_request_with_host_or_hop_by_hop_headers() {
+        for name in ["Host", "host", "Content-Length", "Transfer-Encoding", "Connection", "Upgrade"] {
+            match ctx().build(request(&[(name, "other-vhost.example.com")])) {
+                Err(Error::InvalidRequest(why)) => assert!(why.contains(&format!("header `{name}`")), "{why}"),
+                Err(other) => panic!("{name}: {other:?}"),
+                Ok(_) => panic!("{name} was let through"),
+            }
+        }
+        assert!(ctx().build(request(&[("Idempotency-Key", "EDX-1-1"), ("Accept", "application/json")])).is_ok());
+    }
+}
