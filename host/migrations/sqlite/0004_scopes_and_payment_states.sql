@@ -7,7 +7,8 @@
 -- no longer known; such orders are visible to `orders = "all"` tokens only.
 ALTER TABLE checkouts ADD COLUMN placed_by TEXT;
 ALTER TABLE orders ADD COLUMN placed_by TEXT;
-CREATE INDEX orders_placed_by ON orders (placed_by);
+-- The lists of an `orders = "own"` token: its orders, newest first.
+CREATE INDEX orders_placed_by ON orders (placed_by, id);
 
 -- Where a payment source stands: pending (recorded before the processor
 -- is asked; money may have moved), paid, refused (the processor declined
@@ -15,7 +16,8 @@ CREATE INDEX orders_placed_by ON orders (placed_by);
 -- lost and the processor has no charge for it: nothing moved). Sources
 -- made before this migration take the state of their checkout; the others
 -- (older than checkouts) were all paid.
-ALTER TABLE payment_sources ADD COLUMN state TEXT NOT NULL DEFAULT 'paid';
+ALTER TABLE payment_sources ADD COLUMN state TEXT NOT NULL DEFAULT 'paid'
+    CHECK (state IN ('pending', 'paid', 'refused', 'abandoned'));
 UPDATE payment_sources SET state = 'pending'
 WHERE id IN (SELECT payment_source_id FROM checkouts WHERE state = 'pending');
 UPDATE payment_sources SET state = 'refused'

@@ -162,8 +162,11 @@ impl Ledger {
     }
 }
 
-/// `prefix` and 128 random bits in hex: unique across processes and
-/// restarts without a counter to share.
+/// `prefix` and two draws of fastrand's generator in hex (32 digits). Each
+/// thread's generator is seeded from the OS's randomness, so references stay
+/// unique across processes and restarts without a counter to share; the
+/// generator's state is 64 bits, so this is a 64-bit chance of a collision,
+/// not 128 (ample for a test processor).
 fn new_reference(prefix: &str) -> String {
     format!("{prefix}{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }

@@ -383,11 +383,12 @@ impl CheckoutService {
         scope: &OrderScope,
     ) -> Result<Option<StoredOrder>, OrderError> {
         let key = existing.idempotency_key.clone().unwrap_or_default();
-        // Whose checkout it is comes first: another token's is not shown,
-        // nor whether its body matched.
+        // Whose checkout it is comes first: one outside the token's scope
+        // (another token's, another user's, or one recorded before checkouts
+        // kept their token) is not shown, nor whether its body matched.
         let not_yours = || {
             OrderError::Conflict(format!(
-                "Idempotency-Key `{key}` is held by a checkout of another API token: use a key of your own"
+                "Idempotency-Key `{key}` is held by a checkout outside this API token's scope: use a key of your own"
             ))
         };
         if scope.placed_by.as_ref().is_some_and(|name| existing.placed_by.as_ref() != Some(name)) {
@@ -395,8 +396,9 @@ impl CheckoutService {
         }
         if let Some(username) = &scope.username {
             // Checkouts recorded before migration 3 kept no request: unknown.
-            let holder = serde_json::from_str::<CheckoutIntent>(&existing.request).ok().map(|intent| intent.user.username);
-            if holder.as_ref() != Some(username) {
+            let request = serde_json::from_str::<serde_json::Value>(&existing.request).ok();
+            let holder = request.as_ref().and_then(|request| request.pointer("/user/username")).and_then(|name| name.as_str());
+            if holder != Some(username.as_str()) {
                 return Err(not_yours());
             }
         }
