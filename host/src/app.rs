@@ -133,7 +133,14 @@ async fn serve(listener: TcpListener, router: axum::Router, server: &ServerSetti
         });
     }
     drop(listener);
-    connections.shutdown().await;
+    // The requests in flight end within the request time-out; a client that
+    // does not read its answer must not hold the shutdown past that (the
+    // work its request started is the executor's, and the workers' shutdown
+    // waits for it).
+    let drain = Duration::from_millis(server.request_timeout_ms) + Duration::from_secs(5);
+    if tokio::time::timeout(drain, connections.shutdown()).await.is_err() {
+        tracing::warn!(drain_ms = drain.as_millis() as u64, "connections still open after the drain: closing them");
+    }
 }
 
 /// The services of `settings`: connects the database (migrating it), loads

@@ -354,3 +354,18 @@ async fn a_refused_credit_leaves_a_payment_refund_error_and_moves_nothing(db: Db
     let (status, again) = app.put(&format!("/refunds/{id}/process"), Some(json!({"action": "approve"})), ADMIN_TOKEN).await;
     assert_eq!((status, &again["status"]), (StatusCode::OK, &json!("Payment Refund Error")), "{again}");
 }
+
+/// A sync wait that ends right at the request time-out: the answer comes
+/// before the time-out, as a 202 with the order and its Location, never the
+/// bare 503 of the time-out after the money moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_as_long_as_the_request_time_out_still_answers_202_with_the_order() {
+    let extra = "[server]\nbind = \"127.0.0.1:0\"\nrequest_timeout_ms = 5000\n\
+                 [fulfillment]\nsync_wait_ms = 4999\n";
+    let app = TestApp::spawn_with(Db::Sqlite, extra).await;
+    app.lms.delay(Duration::from_secs(10));
+    let (status, order) = app.place(&checkout("59.00", "tok_success"), Some("slow-1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{order}");
+    assert_eq!(order["number"], "EDX-100001", "{order}");
+    assert_eq!(app.charges(), 1);
+}

@@ -910,3 +910,22 @@ attributes = {{ UUID = "course-uuid-1", certificate_type = "verified" }}
         }
     }
 }
+
+/// A handler that panics (a fail point in `/healthz`) answers 500 in the
+/// API's error shape, and the host goes on answering.
+#[tokio::test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs the host's fail points: --features fulfillment-tests/failpoints (scripts/test sets it)")]
+async fn a_panicking_handler_answers_500_in_the_error_shape() {
+    let lms = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("orders.db").display());
+    let settings = write_settings_for(dir.path(), &database_url, &lms, Fulfillment::asynchronous(1, 60_000));
+    let host = HostProcess::start_with_env(&settings, &["serve"], &[("FAILPOINTS", "api-healthz-panic=panic")]);
+    let base = host.url.clone().expect("serving");
+    let http = client();
+    let (status, body) = send_json(http.get(format!("{base}/healthz"))).await;
+    assert_eq!(status, reqwest::StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["error"]["code"], "internal", "{body}");
+    let ready = get_json(&http, &base, "/readyz").await;
+    assert_eq!(ready["database"], true, "the host goes on: {ready}");
+}

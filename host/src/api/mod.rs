@@ -44,6 +44,23 @@ pub struct AppState {
     pub tokens: Arc<Vec<TokenSettings>>,
 }
 
+/// When a request must have its answer, a little before `[server]
+/// request_timeout_ms` answers 503 for it: a handler that waits for work it
+/// started (a checkout's charge, a fulfillment) stops waiting by then and
+/// answers what it knows (202, or 503 `order_pending`) instead of the bare
+/// time-out.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerDeadline(pub tokio::time::Instant);
+
+impl AnswerDeadline {
+    /// The deadline of a request that starts now, with `timeout`: 1 s (or a
+    /// tenth of it, if shorter) before the time-out.
+    fn starting_now(timeout: Duration) -> AnswerDeadline {
+        let margin = (timeout / 10).min(Duration::from_secs(1));
+        AnswerDeadline(tokio::time::Instant::now() + timeout - margin)
+    }
+}
+
 /// The routes and the OpenAPI document made from their annotations.
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -64,6 +81,7 @@ pub fn openapi_document() -> serde_json::Value {
 pub fn router(state: AppState, server: &ServerSettings) -> Router {
     let (router, document) = routes().split_for_parts();
     let limits = HeadLimits::of(server);
+    let request_timeout = Duration::from_millis(server.request_timeout_ms);
     router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(Extension(openapi::Document::new(&openapi::complete(document))))
@@ -73,7 +91,21 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(server.request_timeout_ms),
         ))
+        .layer(axum::middleware::from_fn(move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+            request.extensions_mut().insert(AnswerDeadline::starting_now(request_timeout));
+            next.run(request)
+        }))
         .layer(axum::middleware::from_fn(move |request, next| limits::enforce(limits, request, next)))
+        // A handler that panics answers 500 in the error shape; the
+        // connection and the host go on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            axum::response::IntoResponse::into_response(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; see the host's log",
+            ))
+        }))
         .layer(axum::middleware::from_fn(limits::error_shape))
         .with_state(state)
 }

@@ -71,13 +71,13 @@ async fn openapi_json(Extension(document): Extension<Document>) -> impl IntoResp
 /// `components.responses`: (name, status, description).
 const SHARED: [(&str, &str, &str); 10] = [
     ("Unauthorized", "401", "No or unknown bearer token"),
-    ("UriTooLong", "414", "The URI is longer than `[server] max_uri_bytes`"),
-    ("HeadersTooLarge", "431", "More header bytes or headers than `[server] max_header_bytes`, `max_headers`"),
+    ("UriTooLong", "414", "The URI is longer than `[server] max_uri_bytes` (a URI past hyper's own buffer gets hyper's 431 with no body)"),
+    ("HeadersTooLarge", "431", "More header bytes or headers than `[server] max_header_bytes`, `max_headers` (past hyper's own limits, twice as many headers or its buffer, hyper answers 431 with no body)"),
     ("Internal", "500", "The host failed (see its log)"),
     ("Unavailable", "503", "The request took longer than `[server] request_timeout_ms` (work it started goes on), or the database is busy"),
     ("MalformedJson", "400", "The body is not JSON"),
     ("BodyTimeout", "408", "The body was not sent within `[server] body_read_timeout_ms`"),
-    ("TooLarge", "413", "The body is larger than `[server] body_limit_bytes`"),
+    ("TooLarge", "413", "The body (or its announced `Content-Length`, on any route) is larger than `[server] body_limit_bytes`"),
     ("UnsupportedMediaType", "415", "No `Content-Type: application/json`"),
     ("Invalid", "422", "A field or parameter is wrong: `field` names it"),
 ];
@@ -103,7 +103,9 @@ pub fn complete(openapi: utoipa::openapi::OpenApi) -> Value {
                 .get("parameters")
                 .and_then(Value::as_array)
                 .is_some_and(|parameters| parameters.iter().any(|parameter| parameter["in"] == "path" || parameter["in"] == "query"));
-            let mut names = vec!["UriTooLong", "HeadersTooLarge", "Internal", "Unavailable"];
+            // The body limit looks at Content-Length before routing: any
+            // operation can answer 413.
+            let mut names = vec!["UriTooLong", "HeadersTooLarge", "TooLarge", "Internal", "Unavailable"];
             if secured {
                 names.push("Unauthorized");
             }

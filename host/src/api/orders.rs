@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::json::ApiJson;
 use super::params::{ApiPath, ApiQuery};
-use super::{ApiError, AppState, Caller};
+use super::{AnswerDeadline, ApiError, AppState, Caller};
 use crate::model::{LineStatus, NoteKind, OrderStatus};
 use crate::services::{JobState, OrderFilter, OrderSnapshot, PlaceOrder, Placed};
 
@@ -231,7 +231,7 @@ pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
         (status = 200, description = "Replayed: an earlier request with this key made it", body = OrderView),
         (status = 202, description = "Placed and paid; fulfillment still running (poll Location)", body = OrderView),
         (status = 402, description = "Payment declined: no order"),
-        (status = 409, description = "Key reused with another body, or still in progress"),
+        (status = 409, description = "Key reused with another body, or held by a checkout outside the token's scope"),
         (status = 422, description = "Invalid basket, total, field or key: nothing charged"),
         (status = 502, description = "The payment processor failed: nothing charged"),
         (status = 503, description = "Database busy before the charge (nothing charged), or paid and the order is being made from the checkout record (repeat with the same key), or the request time-out"),
@@ -239,6 +239,7 @@ pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
     security(("bearer" = [])))]
 async fn place_order(
     State(state): State<AppState>,
+    Extension(deadline): Extension<AnswerDeadline>,
     caller: Caller,
     headers: HeaderMap,
     ApiJson(input): ApiJson<PlaceOrder>,
@@ -248,16 +249,42 @@ async fn place_order(
         .map(|value| value.to_str().map(str::to_string))
         .transpose()
         .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII characters only"))?;
-    let services = &state.services;
-    let placed = services.checkout.place_order(input, key.as_deref(), &caller.name, &caller.scope).await?;
-    let (status, number) = match placed {
-        Placed::Replayed(stored) => (StatusCode::OK, stored.order.number),
-        Placed::Created { order, job: None } => (StatusCode::CREATED, order.order.number),
-        Placed::Created { order, job: Some(job) } => {
-            let stored = services.executor.start(job).stored_within(services.sync_wait()).await;
-            (if stored { StatusCode::CREATED } else { StatusCode::ACCEPTED }, order.order.number)
+    // The checkout, its charge and the start of its fulfillment run in a
+    // task of their own: a dropped request (or one that reaches its
+    // deadline) cancels none of it, and a paid order's job is never left
+    // leased to nobody.
+    let services = state.services.clone();
+    let (name, scope) = (caller.name.clone(), caller.scope.clone());
+    let placing = state.services.executor.track(async move {
+        let placed = services.checkout.place_order(input, key.as_deref(), &name, &scope).await?;
+        Ok::<_, crate::services::OrderError>(match placed {
+            Placed::Replayed(stored) => (StatusCode::OK, stored.order.number, None),
+            Placed::Created { order, job } => {
+                (StatusCode::CREATED, order.order.number, job.map(|job| services.executor.start(job)))
+            }
+        })
+    });
+    let (mut status, number, running) = match tokio::time::timeout_at(deadline.0, placing).await {
+        Ok(Ok(placed)) => placed?,
+        Ok(Err(failed)) => {
+            tracing::error!(error = %failed, "the checkout task failed");
+            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the host's log"));
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "order_pending",
+                "the checkout is still being paid and goes on: send the same request with the same Idempotency-Key to get its order",
+            ));
         }
     };
+    let services = &state.services;
+    if let Some(mut running) = running {
+        let wait = services.sync_wait().min(deadline.0.saturating_duration_since(tokio::time::Instant::now()));
+        if !running.stored_within(wait).await {
+            status = StatusCode::ACCEPTED;
+        }
+    }
     let snapshot = services.orders.snapshot(&caller.scope, &number).await?;
     Ok((status, location(&number), Json(order_view(snapshot))))
 }

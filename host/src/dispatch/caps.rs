@@ -109,7 +109,7 @@ pub(super) fn bounded_revoke(limits: &ModuleLimits, result: RevokeResult) -> Rev
 
 /// `text` cut to the module's `note_bytes`.
 fn cut(text: String, limits: &ModuleLimits) -> String {
-    let limit = limits.note_bytes as usize;
+    let limit = limits.note_bytes.get() as usize;
     if text.len() <= limit {
         return text;
     }

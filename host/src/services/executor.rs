@@ -81,6 +81,17 @@ impl Executor {
         Running(self.started.spawn(async move { executor.run(&job, by).await }))
     }
 
+    /// Runs `work` (a checkout, say) in a task of its own that a dropped
+    /// request does not cancel and that a shutdown waits for, like the jobs
+    /// requests start.
+    pub fn track<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.started.spawn(work)
+    }
+
     /// Waits for the jobs started for requests to end (bounded by the
     /// caller): a shutdown lets them finish before it releases this host's
     /// leases.

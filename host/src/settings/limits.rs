@@ -58,7 +58,8 @@ pub struct ModuleLimits {
     pub order_attributes_bytes: u32,
     /// Bytes of one note or failure message of the module (and of a revoke
     /// reason) that are stored; the rest is cut, and the note says so.
-    pub note_bytes: u32,
+    #[schema(value_type = u32)]
+    pub note_bytes: NonZeroU32,
     /// Log bytes the module may write while working on one order (all its
     /// calls for that order together); the rest is dropped (and the host
     /// says so once).
@@ -92,7 +93,7 @@ impl Default for ModuleLimits {
             line_attributes_bytes: 64 * 1024,
             order_attributes_bytes: 256 * 1024,
             // As long as a module's log line (runtime/host/log.rs).
-            note_bytes: 4 * 1024,
+            note_bytes: NonZeroU32::new(4 * 1024).expect("not zero"),
             log_bytes: 64 * 1024,
             http_calls: 100,
             // The reference's ENROLLMENT_FULFILLMENT_TIMEOUT.
