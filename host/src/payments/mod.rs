@@ -212,8 +212,9 @@ impl Payments {
             return Err(PaymentError::NotAllowed(format!("cannot charge a negative amount ({amount})")));
         }
         match processor {
+            // Nothing moves, but the reference is still the payment's own.
             "free" if amount.minor_units == 0 => Ok(Receipt {
-                reference: "free".to_string(),
+                reference: new_reference("free_"),
             }),
             "free" => Err(PaymentError::NotAllowed(format!(
                 "processor `free` takes only a total of 0, not {amount}"
@@ -263,7 +264,7 @@ impl Payments {
         }
         match processor {
             "free" => Ok(Receipt {
-                reference: "free".to_string(),
+                reference: new_reference("free_"),
             }),
             "test" => {
                 let mut ledger = self.lock();
