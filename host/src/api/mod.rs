@@ -86,6 +86,8 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(Extension(openapi::Document::new(&openapi::complete(document))))
         .layer(RequestBodyLimitLayer::new(server.body_limit_bytes))
+        // axum's own 2 MiB default would otherwise cap a larger setting.
+        .layer(axum::extract::DefaultBodyLimit::max(server.body_limit_bytes))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(server.body_read_timeout_ms.get())))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

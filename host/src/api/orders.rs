@@ -115,7 +115,7 @@ pub struct NoteView {
 pub struct PaymentView {
     #[schema(example = "test")]
     pub processor: String,
-    #[schema(example = "test_ch_1_tok_success")]
+    #[schema(example = "test_ch_5f0c2a9e1b7d4c3a8e6f0b1d2c3e4f5a")]
     pub reference: String,
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "59.00")]
     pub amount: String,

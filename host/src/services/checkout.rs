@@ -385,10 +385,13 @@ impl CheckoutService {
         let key = existing.idempotency_key.clone().unwrap_or_default();
         // Whose checkout it is comes first: one outside the token's scope
         // (another token's, another user's, or one recorded before checkouts
-        // kept their token) is not shown, nor whether its body matched.
+        // kept their token) is not shown, nor whether its body matched. The
+        // answer is the same as for a key reused with another body, so that
+        // it tells no one which keys other storefronts use.
         let not_yours = || {
             OrderError::Conflict(format!(
-                "Idempotency-Key `{key}` is held by a checkout outside this API token's scope: use a key of your own"
+                "Idempotency-Key `{key}` is already used, by a request with another body or by a checkout \
+                 outside this API token's scope: use a new key"
             ))
         };
         if scope.placed_by.as_ref().is_some_and(|name| existing.placed_by.as_ref() != Some(name)) {
@@ -403,7 +406,7 @@ impl CheckoutService {
             }
         }
         if existing.request_hash != request_hash {
-            return Err(OrderError::Conflict(format!("Idempotency-Key `{key}` was used for a different request")));
+            return Err(not_yours());
         }
         let started = tokio::time::Instant::now();
         loop {
