@@ -185,6 +185,41 @@ role = "checkout"
 
     /// Order `number` once its fulfillment job has settled (not queued, or
     /// not running and not due), running due jobs meanwhile; fails after 20 s.
+    /// Places a Complete seat-and-donation order (EDX-100001) and opens a
+    /// refund of its seat; the refund's id.
+    pub(crate) async fn refund_of_the_seat(&self) -> i64 {
+        let (status, order) = self.place(&checkout("59.00", "tok_success"), None).await;
+        // Complete at once, or (on a host with a short wait, under load) soon.
+        assert!(matches!(status, StatusCode::CREATED | StatusCode::ACCEPTED), "{status}: {order}");
+        let order = self.settled_order("EDX-100001").await;
+        assert_eq!(order["status"], "Complete", "{order}");
+        let refund = json!({"order_number": "EDX-100001", "line_ids": [1]});
+        let (status, created) = self
+            .send(self.http.post(format!("{}/refunds", self.base)).json(&refund), Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!((status, &created["status"]), (StatusCode::CREATED, &json!("Open")), "{created}");
+        created["id"].as_i64().expect("an id")
+    }
+
+    /// Refund `id` once its job has settled (Complete, Revocation Error,
+    /// Payment Refund Error or Denied), running due jobs meanwhile; fails
+    /// after 20 s.
+    pub(crate) async fn settled_refund(&self, id: i64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            self.run_due_jobs().await;
+            let (_, refund) = self.get(&format!("/refunds/{id}"), ADMIN_TOKEN).await;
+            if matches!(
+                refund["status"].as_str(),
+                Some("Complete" | "Revocation Error" | "Payment Refund Error" | "Denied")
+            ) {
+                return refund;
+            }
+            assert!(std::time::Instant::now() < deadline, "refund {id} did not settle: {refund}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub(crate) async fn settled_order(&self, number: &str) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {

@@ -146,38 +146,9 @@ async fn a_dropped_checkout_request_still_completes_its_order(db: Db) {
     assert_eq!(app.charges_without_order().await, Vec::<String>::new());
 }
 
-/// Places a Complete seat-and-donation order and opens a refund of its seat.
-async fn refund_of_the_seat(app: &TestApp) -> i64 {
-    let (status, order) = app.place(&checkout("59.00", "tok_success"), None).await;
-    // Complete at once, or (on a host with a short wait, under load) soon.
-    assert!(matches!(status, StatusCode::CREATED | StatusCode::ACCEPTED), "{status}: {order}");
-    let order = app.settled_order("EDX-100001").await;
-    assert_eq!(order["status"], "Complete", "{order}");
-    let refund = json!({"order_number": "EDX-100001", "line_ids": [1]});
-    let (status, created) = app
-        .send(app.http.post(format!("{}/refunds", app.base)).json(&refund), Some(ADMIN_TOKEN))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    created["id"].as_i64().expect("an id")
-}
-
-/// Refund `id` once its job has settled; fails after 20 s.
-async fn settled_refund(app: &TestApp, id: i64) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        app.run_due_jobs().await;
-        let (_, refund) = app.get(&format!("/refunds/{id}"), ADMIN_TOKEN).await;
-        if matches!(refund["status"].as_str(), Some("Complete" | "Revocation Error" | "Payment Refund Error")) {
-            return refund;
-        }
-        assert!(std::time::Instant::now() < deadline, "refund {id} did not settle: {refund}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Checks that the seat's refund credited 49.00 exactly once.
 async fn credited_once(app: &TestApp, id: i64) {
-    let refund = settled_refund(app, id).await;
+    let refund = app.settled_refund(id).await;
     assert_eq!(refund["status"], "Complete", "{refund}");
     assert_eq!(refund["credit"], "done", "{refund}");
     let credits = app.payments.ledger().iter().filter(|entry| entry.signed_minor_units < 0).count();
@@ -194,7 +165,7 @@ async fn credited_once(app: &TestApp, id: i64) {
 
 async fn concurrent_refund_approvals_credit_once(db: Db) {
     let app = TestApp::spawn_with(db, SHORT_WAIT).await;
-    let id = refund_of_the_seat(&app).await;
+    let id = app.refund_of_the_seat().await;
     app.lms.delay(Duration::from_millis(600));
     let path = format!("/refunds/{id}/process");
     let approve = || app.put(&path, Some(json!({"action": "approve"})), ADMIN_TOKEN);
@@ -208,7 +179,7 @@ async fn concurrent_refund_approvals_credit_once(db: Db) {
 
 async fn cancelled_refund_approvals_credit_once(db: Db) {
     let app = TestApp::spawn_with(db, SHORT_WAIT).await;
-    let id = refund_of_the_seat(&app).await;
+    let id = app.refund_of_the_seat().await;
     app.lms.delay(Duration::from_millis(600));
     let impatient = reqwest::Client::builder().timeout(Duration::from_millis(50)).build().expect("client");
     for attempt in 0..2 {
@@ -278,7 +249,7 @@ async fn large_baskets_never_leave_a_payment_without_an_order(db: Db) {
 
 async fn a_refund_whose_credit_was_asked_for_cannot_be_denied(db: Db) {
     let app = TestApp::spawn(db).await;
-    let id = refund_of_the_seat(&app).await;
+    let id = app.refund_of_the_seat().await;
     // As a run that asked the processor and then lost its database leaves it.
     let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(&app.database_url).await.expect("connect");
     sqlx::query("UPDATE refunds SET credit_state = 'intended', credit_minor = total_minor WHERE id = $1")
@@ -314,7 +285,7 @@ async fn a_page_of_orders_reads_each_order_with_its_payment_and_job(db: Db) {
 
 async fn a_credit_never_exceeds_what_is_left_of_the_payment(db: Db) {
     let app = TestApp::spawn(db).await;
-    let id = refund_of_the_seat(&app).await;
+    let id = app.refund_of_the_seat().await;
     // As if 20.00 of the 59.00 payment had been refunded outside this refund.
     let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(&app.database_url).await.expect("connect");
     sqlx::query(

@@ -36,16 +36,7 @@ async fn refund(app: &TestApp, number: &str, lines: &[u64], action: &str) -> Val
     let id = created["id"].as_i64().expect("an id");
     let (status, processed) = app.put(&format!("/refunds/{id}/process"), Some(json!({ "action": action })), ADMIN_TOKEN).await;
     assert!(matches!(status, StatusCode::OK | StatusCode::ACCEPTED), "{status}: {processed}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        app.run_due_jobs().await;
-        let (_, refund) = app.get(&format!("/refunds/{id}"), ADMIN_TOKEN).await;
-        if matches!(refund["status"].as_str(), Some("Complete" | "Revocation Error" | "Payment Refund Error")) {
-            return refund;
-        }
-        assert!(std::time::Instant::now() < deadline, "refund {id} did not settle: {refund}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.settled_refund(id).await
 }
 
 /// The notes of order `number` that speak of refund `id`.
