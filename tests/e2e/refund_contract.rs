@@ -50,3 +50,23 @@ async fn denying_a_denied_refund_again_answers_200_and_changes_nothing(db: Db) {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(app.payments.ledger().iter().all(|entry| entry.signed_minor_units > 0), "nothing credited");
 }
+
+/// A checkout token is refused (403) by the admin endpoints before its
+/// request is read: a malformed body or a bad path parameter does not get
+/// it a 400 or a 422 that would tell it about the endpoint's input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_refuse_a_checkout_token_before_reading_its_request() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let token = crate::harness::CHECKOUT_TOKEN;
+    let malformed = app
+        .http
+        .post(format!("{}/refunds", app.base))
+        .header("Content-Type", "application/json")
+        .body("{not json");
+    let (status, body) = app.send(malformed, Some(token)).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::FORBIDDEN, &json!("forbidden")), "{body}");
+    let (status, body) = app.get("/refunds/not-a-number", token).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::FORBIDDEN, &json!("forbidden")), "{body}");
+    let (status, body) = app.put("/refunds/1/process", Some(json!({"action": "steal"})), token).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::FORBIDDEN, &json!("forbidden")), "{body}");
+}

@@ -29,6 +29,25 @@ impl Caller {
     }
 }
 
+/// A caller whose token has the `admin` role: 401 or 403 before anything
+/// else of the request (its path, query or body) is read.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl<S> FromRequestParts<S> for Admin
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_admin()?;
+        Ok(Admin(caller))
+    }
+}
+
 /// Finds the token among `tokens` by its digest.
 pub fn authenticate(tokens: &[TokenSettings], token: &str) -> Option<Caller> {
     let digest = Sha256Digest::of(token.as_bytes());

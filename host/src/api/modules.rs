@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, AppState, Caller};
+use super::{Admin, ApiError, AppState};
 use crate::runtime::{BreakerView, CredentialSummary, DisabledModule, LoadedModule};
 use crate::settings::ModuleLimits;
 
@@ -104,8 +104,7 @@ impl ModuleView {
     responses((status = 200, description = "Every [[modules]] entry", body = [ModuleView]),
         (status = 403, description = "Needs an admin token")),
     security(("bearer" = [])))]
-async fn list_modules(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ModuleView>>, ApiError> {
-    caller.require_admin()?;
+async fn list_modules(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<ModuleView>>, ApiError> {
     let runtime = state.services.runtime();
     let running = runtime.modules().iter().map(|module| ModuleView::running(module));
     let disabled = runtime.disabled().iter().map(ModuleView::disabled);

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::json::ApiJson;
 use super::params::{ApiPath, ApiQuery};
-use super::{AnswerDeadline, ApiError, AppState, Caller};
+use super::{Admin, AnswerDeadline, ApiError, AppState, Caller};
 use crate::model::{LineStatus, NoteKind, OrderStatus};
 use crate::services::{JobState, OrderFilter, OrderSnapshot, PlaceOrder, Placed};
 
@@ -435,10 +435,9 @@ pub(super) fn urlencode(text: &str) -> String {
     security(("bearer" = [])))]
 async fn retry_fulfillment(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     ApiPath(number): ApiPath<String>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
-    caller.require_admin()?;
     let services = &state.services;
     // An order outside the caller's scope is not found, before anything runs.
     services.orders.snapshot(&caller.scope, &number).await?;

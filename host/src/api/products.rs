@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::json::ApiJson;
-use super::{ApiError, AppState, Caller};
+use super::{Admin, ApiError, AppState, Caller};
 use crate::services::{CatalogProduct, NewProduct};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,10 +63,9 @@ async fn list_products(State(state): State<AppState>, _caller: Caller) -> Result
     security(("bearer" = [])))]
 async fn upsert_product(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     ApiJson(input): ApiJson<NewProduct>,
 ) -> Result<(StatusCode, Json<ProductView>), ApiError> {
-    caller.require_admin()?;
     let product = state.services.catalog.upsert_product(input).await?;
     Ok((StatusCode::CREATED, Json(view(product))))
 }

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::json::ApiJson;
 use super::orders::{Page, urlencode};
 use super::params::{ApiPath, ApiQuery};
-use super::{ApiError, AppState, Caller};
+use super::{Admin, ApiError, AppState};
 use crate::model::{RefundLineStatus, RefundStatus};
 use crate::services::{Processed, RefundAction, RefundRecord};
 
@@ -148,10 +148,9 @@ fn view(refund: &RefundRecord) -> RefundView {
     security(("bearer" = [])))]
 async fn create_refund(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     ApiJson(input): ApiJson<NewRefund>,
 ) -> Result<(StatusCode, Json<RefundView>), ApiError> {
-    caller.require_admin()?;
     let refund = state.services.refunds.create_refund(&caller.scope, &input.order_number, &input.line_ids).await?;
     Ok((StatusCode::CREATED, Json(view(&refund))))
 }
@@ -161,8 +160,7 @@ async fn create_refund(
         (status = 403, description = "Needs an admin token"),
         (status = 404, description = "No such refund")),
     security(("bearer" = [])))]
-async fn get_refund(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<i64>) -> Result<Json<RefundView>, ApiError> {
-    caller.require_admin()?;
+async fn get_refund(State(state): State<AppState>, Admin(caller): Admin, ApiPath(id): ApiPath<i64>) -> Result<Json<RefundView>, ApiError> {
     Ok(Json(view(&state.services.refunds.refund(&caller.scope, id).await?)))
 }
 
@@ -176,11 +174,10 @@ async fn get_refund(State(state): State<AppState>, caller: Caller, ApiPath(id): 
     security(("bearer" = [])))]
 async fn list_order_refunds(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     ApiPath(number): ApiPath<String>,
     ApiQuery(query): ApiQuery<RefundListQuery>,
 ) -> Result<Json<RefundList>, ApiError> {
-    caller.require_admin()?;
     let page = Page::checked(query.page, query.page_size)?;
     let (count, refunds) = state.services.refunds.refunds_of_order(&caller.scope, &number, page.number, page.size).await?;
     let (next, previous) = page.links(count, |n| {
@@ -210,11 +207,10 @@ async fn list_order_refunds(
     security(("bearer" = [])))]
 async fn process_refund(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     ApiPath(id): ApiPath<i64>,
     ApiJson(input): ApiJson<ProcessRefund>,
 ) -> Result<(StatusCode, Json<RefundView>), ApiError> {
-    caller.require_admin()?;
     let services = &state.services;
     let status = match services.refunds.process(&caller.scope, id, input.action).await? {
         Processed::Settled(_) => StatusCode::OK,
