@@ -10,6 +10,7 @@ use crate::on_both_databases;
 on_both_databases!(
     approve_payment_only_credits_and_revokes_nothing,
     denying_a_denied_refund_again_answers_200_and_changes_nothing,
+    an_approval_waiting_as_long_as_the_request_time_out_answers_202,
 );
 
 async fn approve_payment_only_credits_and_revokes_nothing(db: Db) {
@@ -69,4 +70,21 @@ async fn admin_endpoints_refuse_a_checkout_token_before_reading_its_request() {
     assert_eq!((status, &body["error"]["code"]), (StatusCode::FORBIDDEN, &json!("forbidden")), "{body}");
     let (status, body) = app.put("/refunds/1/process", Some(json!({"action": "steal"})), token).await;
     assert_eq!((status, &body["error"]["code"]), (StatusCode::FORBIDDEN, &json!("forbidden")), "{body}");
+}
+
+/// An approval whose wait (`sync_wait_ms`) ends at the request time-out,
+/// with a slow LMS revoking the seat: the answer comes before the time-out,
+/// 202 with the refund, and the refund goes on to completion; not the bare
+/// 503 of the time-out after the credit moved.
+async fn an_approval_waiting_as_long_as_the_request_time_out_answers_202(db: Db) {
+    let extra = "[server]\nbind = \"127.0.0.1:0\"\nrequest_timeout_ms = 5000\n[fulfillment]\nsync_wait_ms = 4999\n";
+    let app = TestApp::spawn_with(db, extra).await;
+    let id = app.refund_of_the_seat().await;
+    app.lms.delay(std::time::Duration::from_secs(8));
+    let (status, answer) = app.put(&format!("/refunds/{id}/process"), Some(json!({"action": "approve"})), ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["id"], id, "{answer}");
+    app.lms.heal();
+    let refund = app.settled_refund(id).await;
+    assert_eq!(refund["credit"], "done", "{refund}");
 }

@@ -59,6 +59,33 @@ impl AnswerDeadline {
         let margin = (timeout / 10).min(Duration::from_secs(1));
         AnswerDeadline(tokio::time::Instant::now() + timeout - margin)
     }
+
+    /// What is left until the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// Whether the deadline has come.
+    pub fn passed(&self) -> bool {
+        self.remaining().is_zero()
+    }
+
+    /// The result of `task` (started with `Executor::track`, so it goes on
+    /// whatever happens to the request), or None when the deadline comes
+    /// first.
+    pub async fn result_of<T>(
+        &self,
+        task: tokio::task::JoinHandle<Result<T, crate::services::OrderError>>,
+    ) -> Result<Option<T>, ApiError> {
+        match tokio::time::timeout_at(self.0, task).await {
+            Ok(Ok(result)) => Ok(Some(result?)),
+            Ok(Err(failed)) => {
+                tracing::error!(error = %failed, "a request's task failed");
+                Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the host's log"))
+            }
+            Err(_) => Ok(None),
+        }
+    }
 }
 
 /// The routes and the OpenAPI document made from their annotations.
@@ -100,8 +127,13 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
         .layer(axum::middleware::from_fn(move |request, next| limits::enforce(limits, request, next)))
         // A handler that panics answers 500 in the error shape; the
         // connection and the host go on.
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            tracing::error!("a request handler panicked");
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|payload: Box<dyn std::any::Any + Send>| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %message, "a request handler panicked");
             axum::response::IntoResponse::into_response(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

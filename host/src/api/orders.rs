@@ -253,6 +253,11 @@ async fn place_order(
     // task of their own: a dropped request (or one that reaches its
     // deadline) cancels none of it, and a paid order's job is never left
     // leased to nobody.
+    if deadline.passed() {
+        // The body took the request's whole time: nothing was started.
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long; nothing was charged"));
+    }
+    let keyed = key.is_some();
     let services = state.services.clone();
     let (name, scope) = (caller.name.clone(), caller.scope.clone());
     let placing = state.services.executor.track(async move {
@@ -264,23 +269,18 @@ async fn place_order(
             }
         })
     });
-    let (mut status, number, running) = match tokio::time::timeout_at(deadline.0, placing).await {
-        Ok(Ok(placed)) => placed?,
-        Ok(Err(failed)) => {
-            tracing::error!(error = %failed, "the checkout task failed");
-            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the host's log"));
-        }
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "order_pending",
-                "the checkout is still being paid and goes on: send the same request with the same Idempotency-Key to get its order",
-            ));
-        }
+    let Some((mut status, number, running)) = deadline.result_of(placing).await? else {
+        let message = if keyed {
+            "the checkout is still being paid and goes on: send the same request with the same Idempotency-Key to get its order"
+        } else {
+            "the checkout is still being paid and goes on; this request had no Idempotency-Key, so sending it again would \
+             place another order: look for it in GET /orders first"
+        };
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "order_pending", message));
     };
     let services = &state.services;
     if let Some(mut running) = running {
-        let wait = services.sync_wait().min(deadline.0.saturating_duration_since(tokio::time::Instant::now()));
+        let wait = services.sync_wait().min(deadline.remaining());
         if !running.stored_within(wait).await {
             status = StatusCode::ACCEPTED;
         }
@@ -435,14 +435,25 @@ pub(super) fn urlencode(text: &str) -> String {
     security(("bearer" = [])))]
 async fn retry_fulfillment(
     State(state): State<AppState>,
+    Extension(deadline): Extension<AnswerDeadline>,
     Admin(caller): Admin,
     ApiPath(number): ApiPath<String>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let services = &state.services;
     // An order outside the caller's scope is not found, before anything runs.
     services.orders.snapshot(&caller.scope, &number).await?;
-    let (job, by) = services.fulfillment.lease_for_retry(&number).await?;
-    let stored = services.executor.start_as(job, by).stored_within(services.sync_wait()).await;
+    // The lease and the start of the attempt in a task a dropped request
+    // does not cancel: a leased job is never left to nobody.
+    let task_services = services.clone();
+    let task_number = number.clone();
+    let leasing = services.executor.track(async move {
+        let (job, by) = task_services.fulfillment.lease_for_retry(&task_number).await?;
+        Ok(task_services.executor.start_as(job, by))
+    });
+    let stored = match deadline.result_of(leasing).await? {
+        Some(mut running) => running.stored_within(services.sync_wait().min(deadline.remaining())).await,
+        None => false,
+    };
     let snapshot = services.orders.snapshot(&caller.scope, &number).await?;
     let status = match (stored, snapshot.stored.order.status) {
         (false, _) => StatusCode::ACCEPTED,

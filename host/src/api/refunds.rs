@@ -1,6 +1,6 @@
 //! `/refunds`: create, read, list by order, then approve or deny.
 
-use axum::Json;
+use axum::{Extension, Json};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::json::ApiJson;
 use super::orders::{Page, urlencode};
 use super::params::{ApiPath, ApiQuery};
-use super::{Admin, ApiError, AppState};
+use super::{Admin, AnswerDeadline, ApiError, AppState};
 use crate::model::{RefundLineStatus, RefundStatus};
 use crate::services::{Processed, RefundAction, RefundRecord};
 
@@ -207,21 +207,33 @@ async fn list_order_refunds(
     security(("bearer" = [])))]
 async fn process_refund(
     State(state): State<AppState>,
+    Extension(deadline): Extension<AnswerDeadline>,
     Admin(caller): Admin,
     ApiPath(id): ApiPath<i64>,
     ApiJson(input): ApiJson<ProcessRefund>,
 ) -> Result<(StatusCode, Json<RefundView>), ApiError> {
     let services = &state.services;
-    let status = match services.refunds.process(&caller.scope, id, input.action).await? {
-        Processed::Settled(_) => StatusCode::OK,
-        Processed::InProgress(_) => StatusCode::ACCEPTED,
-        Processed::Run(job) => {
-            if services.executor.start(job).stored_within(services.sync_wait()).await {
+    // The credit's intent, the job's lease and the start of its run in a
+    // task a dropped request does not cancel; the answer by the deadline.
+    let task_services = services.clone();
+    let scope = caller.scope.clone();
+    let processing = services.executor.track(async move {
+        Ok(match task_services.refunds.process(&scope, id, input.action).await? {
+            Processed::Settled(_) => (StatusCode::OK, None),
+            Processed::InProgress(_) => (StatusCode::ACCEPTED, None),
+            Processed::Run(job) => (StatusCode::OK, Some(task_services.executor.start(job))),
+        })
+    });
+    let status = match deadline.result_of(processing).await? {
+        Some((status, None)) => status,
+        Some((_, Some(mut running))) => {
+            if running.stored_within(services.sync_wait().min(deadline.remaining())).await {
                 StatusCode::OK
             } else {
                 StatusCode::ACCEPTED
             }
         }
+        None => StatusCode::ACCEPTED,
     };
     Ok((status, Json(view(&services.refunds.refund(&caller.scope, id).await?))))
 }
