@@ -57,6 +57,55 @@ pub(crate) fn digest(token: &str) -> String {
     fulfillment_host::api::token_digest(token)
 }
 
+/// The settings of a test host: the shipped modules calling the LMS at
+/// `lms_url` (and a missing module, disabled), the database at
+/// `database_url`, the two tokens, the seat-and-donation catalog, and
+/// `extra_toml` (a `[server]` or `[orders]` section in it replaces the
+/// harness's own).
+pub(crate) fn host_toml(lms_url: &str, database_url: &str, max_connections: u32, extra_toml: &str) -> String {
+    format!(
+        r#"{modules}
+# A module whose file is missing, left out visibly instead of stopping the host.
+[[modules]]
+name = "broken"
+path = "/nonexistent/broken.wasm"
+on_load_failure = "disable"
+
+{server}
+[database]
+url = "{database_url}"
+max_connections = {max_connections}
+{orders}
+[[api.tokens]]
+name = "admin"
+sha256 = "{admin}"
+role = "admin"
+[[api.tokens]]
+name = "storefront"
+sha256 = "{checkout}"
+role = "checkout"
+{products}
+{extra_toml}
+"#,
+        modules = support::shipped_modules(lms_url),
+        // Small, so that a whole refused request fits in the server's
+        // first read: nothing is left unread when it answers 413.
+        server = if extra_toml.contains("[server]") {
+            ""
+        } else {
+            "[server]\nbind = \"127.0.0.1:0\"\nbody_limit_bytes = 2048"
+        },
+        orders = if extra_toml.contains("[orders]") {
+            ""
+        } else {
+            "[orders]\nnumber_prefix = \"EDX\"\nfirst_number = 100001"
+        },
+        products = fulfillment_tests::catalog::seat_and_donation(COURSE),
+        admin = digest(ADMIN_TOKEN),
+        checkout = digest(CHECKOUT_TOKEN),
+    )
+}
+
 impl TestApp {
     pub(crate) async fn spawn(db: Db) -> TestApp {
         TestApp::spawn_with(db, "").await
@@ -73,47 +122,7 @@ impl TestApp {
         let lms = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let url = database_url(&db, dir.path()).await;
-        let toml = format!(
-            r#"{modules}
-# A module whose file is missing, left out visibly instead of stopping the host.
-[[modules]]
-name = "broken"
-path = "/nonexistent/broken.wasm"
-on_load_failure = "disable"
-
-{server}
-[database]
-url = "{url}"
-max_connections = {max_connections}
-{orders}
-[[api.tokens]]
-name = "admin"
-sha256 = "{admin}"
-role = "admin"
-[[api.tokens]]
-name = "storefront"
-sha256 = "{checkout}"
-role = "checkout"
-{products}
-{extra_toml}
-"#,
-            modules = support::shipped_modules(&lms.url()),
-            // Small, so that a whole refused request fits in the server's
-            // first read: nothing is left unread when it answers 413.
-            server = if extra_toml.contains("[server]") {
-                ""
-            } else {
-                "[server]\nbind = \"127.0.0.1:0\"\nbody_limit_bytes = 2048"
-            },
-            orders = if extra_toml.contains("[orders]") {
-                ""
-            } else {
-                "[orders]\nnumber_prefix = \"EDX\"\nfirst_number = 100001"
-            },
-            products = fulfillment_tests::catalog::seat_and_donation(COURSE),
-            admin = digest(ADMIN_TOKEN),
-            checkout = digest(CHECKOUT_TOKEN),
-        );
+        let toml = host_toml(&lms.url(), &url, max_connections, extra_toml);
         let settings = support::settings(&toml);
         let app = Application::build_with(&settings, support::engine()).await.expect("the app builds");
         let base = format!("http://{}/api/v1", app.local_addr().expect("bound"));

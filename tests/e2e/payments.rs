@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use fulfillment_host::app::Application;
 use reqwest::StatusCode;
 
-use crate::harness::{ADMIN_TOKEN, CHECKOUT_TOKEN, COURSE, Db, TestApp, checkout, digest};
+use crate::harness::{ADMIN_TOKEN, CHECKOUT_TOKEN, Db, TestApp, checkout};
 use crate::{on_both_databases, support};
 
 on_both_databases!(
@@ -71,29 +71,7 @@ async fn database_text(app: &TestApp) -> String {
 /// A second host on `app`'s database, with a test processor of its own
 /// (in memory: as a host that restarted), serving on a port of its own.
 async fn second_host(app: &TestApp) -> String {
-    let toml = format!(
-        r#"{modules}
-[server]
-bind = "127.0.0.1:0"
-[database]
-url = "{url}"
-max_connections = 4
-[[api.tokens]]
-name = "admin"
-sha256 = "{admin}"
-role = "admin"
-[[api.tokens]]
-name = "storefront"
-sha256 = "{checkout}"
-role = "checkout"
-{products}
-"#,
-        modules = support::shipped_modules(&app.lms.url()),
-        url = app.database_url,
-        admin = digest(ADMIN_TOKEN),
-        checkout = digest(CHECKOUT_TOKEN),
-        products = fulfillment_tests::catalog::seat_and_donation(COURSE),
-    );
+    let toml = crate::harness::host_toml(&app.lms.url(), &app.database_url, 4, "");
     let second = Application::build_with(&support::settings(&toml), support::engine()).await.expect("the second host builds");
     let base = format!("http://{}/api/v1", second.local_addr().expect("bound"));
     tokio::spawn(second.run_until(std::future::pending()));
