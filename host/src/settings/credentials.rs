@@ -154,31 +154,36 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// An HTTP header name, checked when the settings are read.
+/// An HTTP header name, checked when the settings are read; it keeps the
+/// case it was written in, for people.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct HeaderName(String);
+pub struct HeaderName {
+    written: String,
+    name: reqwest::header::HeaderName,
+}
 
 impl HeaderName {
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The name as the HTTP client sends it.
+    pub fn header_name(&self) -> &reqwest::header::HeaderName {
+        &self.name
     }
 }
 
 impl TryFrom<String> for HeaderName {
     type Error = String;
 
-    fn try_from(name: String) -> Result<Self, Self::Error> {
-        match reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
-            Ok(_) => Ok(HeaderName(name)),
-            Err(_) => Err(format!("invalid header name `{name}`")),
+    fn try_from(written: String) -> Result<Self, Self::Error> {
+        match reqwest::header::HeaderName::from_bytes(written.as_bytes()) {
+            Ok(name) => Ok(HeaderName { written, name }),
+            Err(_) => Err(format!("invalid header name `{written}`")),
         }
     }
 }
 
 impl fmt::Display for HeaderName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.written)
     }
 }
 

@@ -65,8 +65,7 @@ impl Credential {
         };
         Ok(match settings {
             CredentialSettings::Header { header, secret: source } => Credential::Fixed {
-                name: HeaderName::from_bytes(header.as_str().as_bytes())
-                    .map_err(|_| format!("invalid header name `{header}`"))?,
+                name: header.header_name().clone(),
                 value: sensitive(secret(source)?.expose())?,
             },
             CredentialSettings::Bearer { secret: source } => Credential::Fixed {
@@ -123,9 +122,14 @@ fn sensitive(value: &str) -> Result<HeaderValue, String> {
 /// The credentials of one module: at most one per destination.
 #[derive(Default)]
 pub struct Credentials {
-    entries: Vec<(AllowedHost, Credential)>,
-    /// What each entry is, as settings.toml says it (for people).
-    summary: Vec<CredentialSummary>,
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    destination: AllowedHost,
+    credential: Credential,
+    /// What it is, as settings.toml says it (for people).
+    kind: String,
 }
 
 /// What `modules` and `GET /modules` show of a credential: where it is
@@ -139,9 +143,41 @@ pub struct CredentialSummary {
 }
 
 impl Credentials {
+    pub fn from_settings<'a>(
+        settings: impl IntoIterator<Item = (&'a AllowedHost, &'a CredentialSettings)>,
+    ) -> Result<Credentials, String> {
+        let entries = settings
+            .into_iter()
+            .map(|(destination, settings)| {
+                let credential =
+                    Credential::from_settings(settings).map_err(|why| format!("credentials for {destination}: {why}"))?;
+                Ok(Entry {
+                    destination: destination.clone(),
+                    credential,
+                    kind: settings.describe(),
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Credentials { entries })
+    }
+
+    /// The credential for a request to `url`, if the settings give one.
+    pub fn for_url(&self, url: &reqwest::Url) -> Option<&Credential> {
+        self.entries
+            .iter()
+            .find(|entry| entry.destination.allows(url))
+            .map(|entry| &entry.credential)
+    }
+
     /// Each destination and the kind of its credential.
     pub fn summary(&self) -> Vec<CredentialSummary> {
-        self.summary.clone()
+        self.entries
+            .iter()
+            .map(|entry| CredentialSummary {
+                destination: entry.destination.to_string(),
+                kind: entry.kind.clone(),
+            })
+            .collect()
     }
 }
 
@@ -149,32 +185,6 @@ impl Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.summary()).finish()
-    }
-}
-
-impl Credentials {
-    pub fn from_settings<'a>(
-        settings: impl IntoIterator<Item = (&'a AllowedHost, &'a CredentialSettings)>,
-    ) -> Result<Credentials, String> {
-        let mut credentials = Credentials::default();
-        for (destination, settings) in settings {
-            let credential =
-                Credential::from_settings(settings).map_err(|why| format!("credentials for {destination}: {why}"))?;
-            credentials.entries.push((destination.clone(), credential));
-            credentials.summary.push(CredentialSummary {
-                destination: destination.to_string(),
-                kind: settings.describe(),
-            });
-        }
-        Ok(credentials)
-    }
-
-    /// The credential for a request to `url`, if the settings give one.
-    pub fn for_url(&self, url: &reqwest::Url) -> Option<&Credential> {
-        self.entries
-            .iter()
-            .find(|(destination, _)| destination.allows(url))
-            .map(|(_, credential)| credential)
     }
 }
 
