@@ -54,6 +54,7 @@ impl Application {
         let state = AppState {
             services,
             tokens: Arc::new(settings.api.tokens.clone()),
+            metrics_access: Arc::new(settings.metrics.clone()),
         };
         let router = api::router(state.clone(), &settings.server);
         let listener = TcpListener::bind(settings.server.bind)

@@ -42,6 +42,7 @@ pub use crate::storage::{
     CatalogProduct, JobRecord, JobState, OrderFilter, OrderScope, PaymentRecord, RefundRecord, StoredOrder,
 };
 
+use crate::metrics::Metrics;
 use crate::payments::Payments;
 use crate::queue::JobQueue;
 use crate::runtime::Runtime;
@@ -61,6 +62,9 @@ pub struct Services {
     pub db: Database,
     pub payments: Payments,
     pub settings: FulfillmentSettings,
+    /// This host's metrics (`GET /metrics`), recorded by the services and
+    /// the API.
+    pub metrics: Metrics,
 }
 
 impl Services {
@@ -72,11 +76,13 @@ impl Services {
         fulfillment: FulfillmentSettings,
     ) -> Services {
         let queue = JobQueue::new(db.clone(), fulfillment.lease());
-        let checkout = CheckoutService::new(db.clone(), payments.clone(), queue.clone(), orders, fulfillment.mode);
-        let fulfillment_service = FulfillmentService::new(db.clone(), runtime.clone(), queue.clone(), fulfillment.clone());
+        let metrics = Metrics::new(runtime.clone());
+        let checkout = CheckoutService::new(db.clone(), payments.clone(), queue.clone(), orders, fulfillment.mode, metrics.clone());
+        let fulfillment_service =
+            FulfillmentService::new(db.clone(), runtime.clone(), queue.clone(), fulfillment.clone(), metrics.clone());
         let refunds = RefundService::new(db.clone(), runtime, payments.clone(), queue.clone());
         let retry = RetryPolicy::from_settings(&fulfillment);
-        let executor = Executor::new(queue, checkout.clone(), fulfillment_service.clone(), refunds.clone(), retry);
+        let executor = Executor::new(queue, checkout.clone(), fulfillment_service.clone(), refunds.clone(), retry, metrics.clone());
         Services {
             checkout,
             fulfillment: fulfillment_service,
@@ -87,6 +93,7 @@ impl Services {
             db,
             payments,
             settings: fulfillment,
+            metrics,
         }
     }
 

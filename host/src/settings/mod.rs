@@ -12,6 +12,7 @@ mod fulfillment;
 mod limits;
 mod module;
 mod service;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,7 @@ pub use service::{
     ApiSettings, DatabaseSettings, OrderAccess, OrderSettings, PaymentSettings, ProductSettings, Role, ServerSettings,
     TokenSettings,
 };
+pub use telemetry::{LogFormat, LoggingSettings, MetricsSettings};
 
 /// The whole settings file.
 #[derive(Debug, Clone)]
@@ -43,6 +45,8 @@ pub struct Settings {
     pub payments: PaymentSettings,
     pub api: ApiSettings,
     pub products: Vec<ProductSettings>,
+    pub metrics: MetricsSettings,
+    pub logging: LoggingSettings,
 }
 
 /// The file as written, before paths are resolved.
@@ -65,6 +69,10 @@ struct SettingsFile {
     api: ApiSettings,
     #[serde(default)]
     products: Vec<ProductSettings>,
+    #[serde(default)]
+    metrics: MetricsSettings,
+    #[serde(default)]
+    logging: LoggingSettings,
 }
 
 impl Settings {
@@ -124,6 +132,8 @@ impl Settings {
             },
             api: file.api,
             products: file.products,
+            metrics: file.metrics,
+            logging: file.logging,
         })
     }
 
