@@ -294,6 +294,22 @@ async fn retry_and_refunds_from_the_order_page_run_what_the_api_runs(db: Db) {
     let page = browser.post(&format!("{path}/refunds"), &[("csrf", &csrf), ("line_ids", "1")]).await;
     assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.html);
     assert!(page.html.contains("already being refunded"), "{}", page.html);
+
+    // The modules page counts the enrollment module's calls and failures:
+    // describe at load, then the failed attempt and the two retries (a
+    // claim and a fulfil each), and the revocation.
+    let page = browser.get("/dashboard/modules").await;
+    let start = page.html.find(r#"<tr data-module="enrollment">"#).expect("the enrollment module's row");
+    let enrollment = &page.html[start..start + page.html[start..].find("</tr>").expect("row end")];
+    let cell = |class: &str| {
+        let open = format!(r#"<td class="{class}">"#);
+        let from = enrollment.find(&open).unwrap_or_else(|| panic!("{class} in {enrollment}")) + open.len();
+        enrollment[from..from + enrollment[from..].find("</td>").expect("cell end")].to_string()
+    };
+    assert!(cell("status").starts_with("running"), "{enrollment}");
+    assert!(cell("calls").parse::<u64>().expect("a count") >= 7, "{enrollment}");
+    assert_eq!(cell("failures"), "0", "an LMS error is the module's answer, not its fault: {enrollment}");
+    assert!(cell("p50").ends_with(" ms"), "{enrollment}");
 }
 
 async fn the_list_filters_by_status_user_number_and_date_and_pages(db: Db) {
