@@ -313,7 +313,12 @@ async fn retry_and_refunds_from_the_order_page_run_what_the_api_runs(db: Db) {
 }
 
 async fn the_list_filters_by_status_user_number_and_date_and_pages(db: Db) {
-    let app = TestApp::spawn(db).await;
+    // Support staff for bob only: an admin token scoped to one user.
+    let bobs_support = format!(
+        "[[api.tokens]]\nname = \"bob-support\"\nsha256 = \"{}\"\nrole = \"admin\"\nuser = \"bob\"\n",
+        crate::harness::digest("bob-support-token")
+    );
+    let app = TestApp::spawn_with(db, &bobs_support).await;
     let failed = failed_order(&app).await;
     app.lms.heal();
     let mut numbers = vec![failed.clone()];
@@ -363,6 +368,33 @@ async fn the_list_filters_by_status_user_number_and_date_and_pages(db: Db) {
     let page = browser.get(&filtered(&format!("to={}&status=Complete", day(yesterday)))).await;
     assert!(listed(&page.html).is_empty());
 
+    // An order Open for longer than it should be stands out; one Open
+    // for a moment does not.
+    let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(&app.database_url).await.expect("connect");
+    for (number, placed) in [(&numbers[3], "2026-01-01T00:00:00Z"), (&numbers[4], &*time_now_rfc3339())] {
+        sqlx::query("UPDATE orders SET status = 'Open', date_placed = $1 WHERE number = $2")
+            .bind(placed)
+            .bind(number)
+            .execute(&mut connection)
+            .await
+            .expect("an Open order");
+    }
+    let page = browser.get("/dashboard/orders?status=Open").await;
+    assert_eq!(listed(&page.html), [numbers[4].clone(), numbers[3].clone()]);
+    assert!(row(&page.html, &numbers[3]).contains(r#"class="attention""#), "{}", page.html);
+    assert!(!row(&page.html, &numbers[4]).contains("attention"), "{}", page.html);
+
+    // A token scoped to one user shows that user's orders only.
+    let mut bobs = Browser::new(&app);
+    assert_eq!(bobs.sign_in("bob-support-token").await.status, StatusCode::SEE_OTHER);
+    let page = bobs.get("/dashboard/orders").await;
+    assert!(page.html.contains(r#"<span id="count">26</span>"#), "{}", page.html);
+    let carols = &numbers[2];
+    assert_eq!(bobs.get(&format!("/dashboard/orders/{carols}")).await.status, StatusCode::NOT_FOUND);
+    let csrf = bobs.csrf.clone();
+    let page = bobs.post(&format!("/dashboard/orders/{carols}/refunds"), &[("csrf", &csrf), ("line_ids", "1")]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.html);
+
     // A bad filter is named, and the form keeps what was typed.
     let page = browser.get(&filtered("from=2026-13-45&username=bob")).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
@@ -374,4 +406,8 @@ async fn the_list_filters_by_status_user_number_and_date_and_pages(db: Db) {
     // A number that looks like markup is shown as text.
     let page = browser.get(&filtered("username=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).await;
     assert!(!page.html.contains("<script>alert(1)"), "escaped: {}", page.html);
+}
+
+fn time_now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("formats")
 }

@@ -30,7 +30,7 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{Admin, Caller, authenticate, token_digest};
+pub use auth::{Admin, Caller, authenticate, caller_by_digest, token_digest};
 pub use error::ApiError;
 pub use limits::HeadLimits;
 pub use openapi::ApiDoc;

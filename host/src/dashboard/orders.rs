@@ -16,7 +16,7 @@ use super::{DashboardError, render, staff_message};
 use crate::api::{AnswerDeadline, AppState};
 use crate::model::{Money, NoteKind, OrderStatus, RefundStatus};
 use crate::services::{
-    JobState, OrderDetail, OrderFilter, OrderScope, OrderSnapshot, RefundAction, RefundRecord, StoredOrder, Waited,
+    JobState, OrderDetail, OrderFilter, OrderSnapshot, RefundAction, RefundRecord, StoredOrder, Waited,
 };
 
 /// Orders a page of the list shows.
@@ -167,7 +167,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Query(query): Que
             return render(StatusCode::BAD_REQUEST, &page);
         }
     };
-    let (count, snapshots) = state.services.orders.page(&OrderScope::all(), &filter, number, PAGE_SIZE).await?;
+    let (count, snapshots) = state.services.orders.page(staff.scope(), &filter, number, PAGE_SIZE).await?;
     let open_too_long = state.dashboard.open_too_long();
     let now = OffsetDateTime::now_utc();
     page.rows = snapshots
@@ -324,9 +324,9 @@ async fn order_page(
     flash: Option<String>,
     error: Option<String>,
 ) -> Result<OrderPage, DashboardError> {
-    let scope = OrderScope::all();
-    let detail = state.services.orders.detail(&scope, number, ATTEMPTS_SHOWN).await?;
-    let (refund_count, refunds) = state.services.refunds.refunds_of_order(&scope, number, 1, REFUNDS_SHOWN).await?;
+    let scope = staff.scope();
+    let detail = state.services.orders.detail(scope, number, ATTEMPTS_SHOWN).await?;
+    let (refund_count, refunds) = state.services.refunds.refunds_of_order(scope, number, 1, REFUNDS_SHOWN).await?;
     Ok(OrderPage::of(detail, refund_count, &refunds, staff, flash, error))
 }
 
@@ -470,10 +470,10 @@ pub async fn retry(
     Form(input): Form<ActionForm>,
 ) -> Result<Response, DashboardError> {
     staff.check_post(&origin, input.csrf.as_deref())?;
-    let scope = OrderScope::all();
-    let flash = match state.services.staff.retry_fulfillment(&scope, &number, deadline.0).await {
+    let scope = staff.scope();
+    let flash = match state.services.staff.retry_fulfillment(scope, &number, deadline.0).await {
         Ok(Waited::StillRunning) => "retry-running",
-        Ok(Waited::Ended) => match state.services.orders.snapshot(&scope, &number).await?.stored.order.status {
+        Ok(Waited::Ended) => match state.services.orders.snapshot(scope, &number).await?.stored.order.status {
             OrderStatus::Complete => "retried-complete",
             _ => "retried-failed",
         },
@@ -502,7 +502,7 @@ pub async fn create_refund(
     if input.line_ids.is_empty() {
         return refused(&state, &staff, &number, DashboardError::BadRequest("Check the lines to refund first.".into())).await;
     }
-    match state.services.refunds.create_refund(&OrderScope::all(), &number, &input.line_ids).await {
+    match state.services.refunds.create_refund(staff.scope(), &number, &input.line_ids).await {
         Ok(refund) => {
             tracing::info!(order = %number, refund = refund.id, staff = staff.name(), "staff created a refund from the dashboard");
             Ok(back_to(&number, "refund-created"))
@@ -545,9 +545,9 @@ async fn decide_refund(
     action: RefundAction,
 ) -> Result<Response, DashboardError> {
     staff.check_post(&origin, input.csrf.as_deref())?;
-    let scope = OrderScope::all();
-    let number = state.services.refunds.refund(&scope, id).await?.order_number;
-    let flash = match state.services.staff.process_refund(&scope, id, action, deadline.0).await {
+    let scope = staff.scope();
+    let number = state.services.refunds.refund(scope, id).await?.order_number;
+    let flash = match state.services.staff.process_refund(scope, id, action, deadline.0).await {
         Ok(Waited::StillRunning) => "refund-running",
         Ok(Waited::Ended) if action == RefundAction::Deny => "refund-denied",
         Ok(Waited::Ended) => "refund-approved",

@@ -22,9 +22,9 @@ use axum::http::request::Parts;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use super::DashboardError;
-use crate::api::AppState;
-use crate::services::SessionRecord;
-use crate::settings::{Role, TokenSettings};
+use crate::api::{AppState, Caller, caller_by_digest};
+use crate::services::{OrderScope, SessionRecord};
+use crate::settings::{Role, Sha256Digest};
 
 /// The cookie that holds the session id.
 pub const SESSION_COOKIE: &str = "fh_session";
@@ -39,12 +39,20 @@ pub struct Staff {
     /// The session id (the cookie's value).
     pub session_id: String,
     pub session: SessionRecord,
+    /// The token as the settings have it now: its scope bounds the orders
+    /// the pages show and act on, as it bounds the API's.
+    pub caller: Caller,
 }
 
 impl Staff {
     /// The name of the token the session signed in with.
     pub fn name(&self) -> &str {
-        &self.session.token_name
+        &self.caller.name
+    }
+
+    /// The orders this member of staff may see.
+    pub fn scope(&self) -> &OrderScope {
+        &self.caller.scope
     }
 
     /// Refuses a form post without this session's CSRF token, or from
@@ -76,18 +84,18 @@ where
             .find(&session_id)
             .await?
             .ok_or(DashboardError::SignInNeeded)?;
-        if !is_admin_token(&state.tokens, &session.token_sha256) {
-            return Err(DashboardError::SignInNeeded);
-        }
-        Ok(Staff { session_id, session })
+        // The token must still be in the settings, and still an admin's.
+        let caller = Sha256Digest::try_from(session.token_sha256.clone())
+            .ok()
+            .and_then(|digest| caller_by_digest(&state.tokens, &digest))
+            .filter(|caller| caller.role == Role::Admin)
+            .ok_or(DashboardError::SignInNeeded)?;
+        Ok(Staff {
+            session_id,
+            session,
+            caller,
+        })
     }
-}
-
-/// Whether `[[api.tokens]]` still has an admin token of this digest.
-fn is_admin_token(tokens: &[TokenSettings], token_sha256: &str) -> bool {
-    tokens
-        .iter()
-        .any(|token| token.role == Role::Admin && token.sha256.to_string() == token_sha256)
 }
 
 /// What a request says of where it comes from.
