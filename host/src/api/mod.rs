@@ -34,6 +34,7 @@ pub use auth::{Admin, Caller, authenticate, caller_by_digest, token_digest};
 pub use error::ApiError;
 pub use limits::HeadLimits;
 pub use openapi::ApiDoc;
+pub(crate) use orders::urlencode;
 
 use crate::services::Services;
 use crate::settings::{DashboardSettings, MetricsSettings, ServerSettings, TokenSettings};

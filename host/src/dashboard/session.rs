@@ -10,8 +10,8 @@
 //! Every state-changing request is a form POST, refused (403) unless both
 //! hold: it carries the session's CSRF token (the sign-in form: the token
 //! of its double-submit cookie), and the browser does not say it comes from
-//! another origin (`Origin` must be this host, `Sec-Fetch-Site` same-origin
-//! when sent). SameSite=Strict alone is not enough: a page on another port
+//! another origin (`Origin`, when sent, must be `[dashboard] public_origin`
+//! or `http://` and this `Host`; `Sec-Fetch-Site`, when sent, same-origin). SameSite=Strict alone is not enough: a page on another port
 //! of the same host is the same *site*.
 //!
 //! [`SessionService`]: crate::services::SessionService
@@ -98,16 +98,19 @@ where
     }
 }
 
-/// What a request says of where it comes from.
+/// What a request says of where it comes from, and the origin it should
+/// come from.
 #[derive(Debug, Clone)]
 pub struct RequestOrigin {
-    host: Option<String>,
+    /// `[dashboard] public_origin`, or `http://` and the `Host` header.
+    expected: Option<String>,
     origin: Option<String>,
     fetch_site: Option<String>,
 }
 
 impl RequestOrigin {
-    /// 403 when the browser says the request comes from another origin.
+    /// 403 when the browser says the request comes from another origin
+    /// (an opaque `null` origin included: a sandboxed frame, say).
     pub fn check(&self) -> Result<(), DashboardError> {
         if let Some(site) = &self.fetch_site
             && site != "same-origin"
@@ -115,24 +118,32 @@ impl RequestOrigin {
         {
             return Err(DashboardError::Csrf(format!("the request comes from another site (Sec-Fetch-Site: {site})")));
         }
-        if let Some(origin) = &self.origin {
-            let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-            if origin_host.is_none() || origin_host != self.host.as_deref() {
-                return Err(DashboardError::Csrf(format!("the request comes from another origin ({origin})")));
-            }
+        if let Some(origin) = &self.origin
+            && Some(origin) != self.expected.as_ref()
+        {
+            return Err(DashboardError::Csrf(format!("the request comes from another origin ({origin})")));
         }
         Ok(())
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
+impl<S> FromRequestParts<S> for RequestOrigin
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = |name| parts.headers.get(name).and_then(|value: &axum::http::HeaderValue| value.to_str().ok()).map(str::to_string);
+        let expected = AppState::from_ref(state)
+            .dashboard
+            .public_origin
+            .clone()
+            .or_else(|| header(HOST).map(|host| format!("http://{host}")));
         Ok(RequestOrigin {
-            host: header(HOST).or_else(|| parts.uri.authority().map(|authority| authority.to_string())),
-            origin: header(ORIGIN).filter(|origin| origin != "null"),
+            expected,
+            origin: header(ORIGIN),
             fetch_site: header(axum::http::HeaderName::from_static("sec-fetch-site")),
         })
     }

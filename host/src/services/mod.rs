@@ -46,7 +46,7 @@ pub use staff::{StaffActions, Waited, by_deadline};
 /// The records the services hand out, as storage reads them: the API sees
 /// them through here, never through `storage`.
 pub use crate::storage::{
-    AttemptRecord, CatalogProduct, JobRecord, JobState, OrderFilter, OrderScope, PaymentEventRecord, PaymentRecord, RefundRecord,
+    AttemptRecord, CatalogProduct, CreditState, JobRecord, JobState, OrderFilter, OrderScope, PaymentEventRecord, PaymentRecord, RefundRecord,
     SessionRecord, StoredOrder,
 };
 
