@@ -12,7 +12,9 @@
 //! - [`services`]: checkout, fulfillment, refunds, catalog, order reads and
 //!   the job executor (use `dispatch`, `queue`, `storage`, `payments`);
 //! - [`jobs`]: the workers that run the queue (use `services`);
-//! - [`api`]: the HTTP API (uses `services`); [`app`]: all of it assembled;
+//! - [`api`]: the HTTP API (uses `services`); [`dashboard`]: the operator
+//!   dashboard's pages, served beside it (uses `services`); [`app`]: all of
+//!   it assembled;
 //! - [`text`]: module-controlled text made safe for terminals and logs.
 //!
 //! `dispatch` uses `runtime`; nothing below calls upward. The binary
@@ -20,6 +22,7 @@
 
 pub mod api;
 pub mod app;
+pub mod dashboard;
 pub mod dispatch;
 pub mod jobs;
 pub mod model;

@@ -13,6 +13,7 @@ mod caps;
 mod chromium;
 mod contract;
 mod credentials;
+mod dashboard;
 mod dispatch;
 mod enrollment;
 mod entitlement;

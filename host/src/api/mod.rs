@@ -35,13 +35,14 @@ pub use limits::HeadLimits;
 pub use openapi::ApiDoc;
 
 use crate::services::Services;
-use crate::settings::{ServerSettings, TokenSettings};
+use crate::settings::{DashboardSettings, ServerSettings, TokenSettings};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
     pub tokens: Arc<Vec<TokenSettings>>,
+    pub dashboard: Arc<DashboardSettings>,
 }
 
 /// When a request must have its answer, a little before `[server]
@@ -77,14 +78,7 @@ impl AnswerDeadline {
         &self,
         task: tokio::task::JoinHandle<Result<T, crate::services::OrderError>>,
     ) -> Result<Option<T>, ApiError> {
-        match tokio::time::timeout_at(self.0, task).await {
-            Ok(Ok(result)) => Ok(Some(result?)),
-            Ok(Err(failed)) => {
-                tracing::error!(error = %failed, "a request's task failed");
-                Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the host's log"))
-            }
-            Err(_) => Ok(None),
-        }
+        Ok(crate::services::by_deadline(task, self.0).await?)
     }
 }
 
@@ -104,9 +98,11 @@ pub fn openapi_document() -> serde_json::Value {
     openapi::complete(routes().into_openapi())
 }
 
-/// The whole API, with its limits.
+/// The whole API and the operator dashboard (`crate::dashboard`), with
+/// their limits.
 pub fn router(state: AppState, server: &ServerSettings) -> Router {
     let (router, document) = routes().split_for_parts();
+    let router = router.merge(crate::dashboard::router());
     let limits = HeadLimits::of(server);
     let request_timeout = Duration::from_millis(server.request_timeout_ms);
     router
