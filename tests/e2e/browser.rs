@@ -461,3 +461,42 @@ async fn the_pages_fit_a_phone() {
     browser.click_to_next_page(&button).await;
     assert_eq!(browser.text("span#order-status").await, "Complete");
 }
+
+/// Whether the whole of the first element `css` is inside the window's
+/// width as the page is laid out (not cut off by a table that scrolls).
+async fn fits_the_width(browser: &Browser, css: &str) -> bool {
+    browser.find(css).await;
+    let fits = browser
+        .client
+        .execute("return document.querySelector(arguments[0]).getBoundingClientRect().right <= window.innerWidth", vec![json!(css)])
+        .await
+        .expect("measure an element");
+    fits == json!(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails with the first dashboard: the status columns are cut off on a phone (reported to the lead); run with --ignored"]
+async fn on_a_phone_the_statuses_show_without_scrolling_a_table() {
+    let Some(browser) = Browser::start(Screen::Phone).await else { return };
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.lms.fail_all(503, LMS_FAILURE);
+    let failed = place_order(&app, "alice", "Fulfillment Error").await;
+    sign_in(&browser, &app).await;
+    let row = format!("table#orders tr[data-order='{}']", number(&failed));
+    assert!(fits_the_width(&browser, &format!("{row} td.number")).await, "the measure works: the first column fits");
+    assert!(fits_the_width(&browser, &format!("{row} td.status")).await, "the orders list's status column");
+    browser.open(&dashboard(&app, &format!("/orders/{}", number(&failed)))).await;
+    let line = format!("table#lines tr[data-line='{}']", line_id(&failed, 0));
+    assert!(fits_the_width(&browser, &format!("{line} td.status")).await, "a line's status");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails with the first dashboard: the modules table is wider than a laptop's window (reported to the lead); run with --ignored"]
+async fn on_a_laptop_every_column_of_the_modules_table_shows() {
+    let Some(browser) = Browser::start(Screen::Laptop).await else { return };
+    let app = TestApp::spawn(Db::Sqlite).await;
+    sign_in(&browser, &app).await;
+    browser.open(&dashboard(&app, "/modules")).await;
+    assert!(fits_the_width(&browser, "table#modules tr[data-module='enrollment'] td.name").await, "the first column fits");
+    assert!(fits_the_width(&browser, "table#modules tr[data-module='enrollment'] td.p99").await, "the last column");
+}
