@@ -252,6 +252,43 @@ async fn a_seat_that_failed_while_the_lms_failed_is_found_explained_and_retried_
     browser.screenshot("order-complete").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orders_list_pages_and_keeps_its_filters_and_filters_by_date() {
+    let Some(browser) = Browser::start(Screen::Laptop).await else { return };
+    let app = TestApp::spawn(Db::Sqlite).await;
+    // A page holds 50: alice's 51 orders take two.
+    let oldest = place_order(&app, "alice", "Complete").await;
+    for _ in 1..51 {
+        place_order(&app, "alice", "Complete").await;
+    }
+    place_order(&app, "bob", "Complete").await;
+    sign_in(&browser, &app).await;
+    assert_eq!(browser.text("span#count").await, "52");
+
+    filter_orders(&browser, &app, "username", "alice").await;
+    assert_eq!(browser.text("span#count").await, "51");
+    assert_eq!(listed_orders(&browser).await.len(), 50);
+    assert!(!browser.has("a[rel=prev]").await, "the first page has no previous one");
+    browser.click_to_next_page(&browser.find("a[rel=next]").await).await;
+    assert_eq!(listed_orders(&browser).await, [number(&oldest)], "the second page: the oldest order");
+    assert_eq!(browser.text("span#count").await, "51", "the filter is kept across pages");
+    assert!(!browser.has("a[rel=next]").await, "the last page has no next one");
+    browser.click_to_next_page(&browser.find("a[rel=prev]").await).await;
+    assert_eq!(listed_orders(&browser).await.len(), 50);
+
+    // The day the orders were placed (as the host recorded it), and the one before.
+    let placed = oldest["date_placed"].as_str().expect("a date");
+    let day = time::Date::parse(&placed[..10], time::macros::format_description!("[year]-[month]-[day]")).expect("a date");
+    let before = day.previous_day().expect("a day before");
+    browser.open(&dashboard(&app, &format!("/orders?from={day}&to={day}"))).await;
+    assert_eq!(browser.text("span#count").await, "52", "placed on {day}");
+    let from = browser.find("form#filters input[name=from]").await;
+    assert_eq!(from.prop("value").await.expect("a value").as_deref(), Some(day.to_string().as_str()), "the form shows the range");
+    browser.open(&dashboard(&app, &format!("/orders?to={before}"))).await;
+    assert_eq!(browser.text("span#count").await, "0", "none placed by {before}");
+    assert!(listed_orders(&browser).await.is_empty());
+}
+
 /// Opens a refund of line `line` on order `number`'s page (ticks its box,
 /// presses the button); the new refund's id.
 async fn create_refund(browser: &Browser, app: &TestApp, number: &str, line: u64) -> i64 {
