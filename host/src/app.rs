@@ -55,6 +55,7 @@ impl Application {
             services,
             tokens: Arc::new(settings.api.tokens.clone()),
             dashboard: Arc::new(settings.dashboard.clone()),
+            metrics_access: Arc::new(settings.metrics.clone()),
         };
         let router = api::router(state.clone(), &settings.server);
         let listener = TcpListener::bind(settings.server.bind)

@@ -11,6 +11,8 @@
 //! - [`queue`]: the durable job queue (over `storage`);
 //! - [`services`]: checkout, fulfillment, refunds, catalog, order reads and
 //!   the job executor (use `dispatch`, `queue`, `storage`, `payments`);
+//! - [`metrics`]: the Prometheus metrics of one host (recorded by
+//!   `services` and `api`; reads `runtime`'s own per-module counters);
 //! - [`jobs`]: the workers that run the queue (use `services`);
 //! - [`api`]: the HTTP API (uses `services`); [`dashboard`]: the operator
 //!   dashboard's pages, served beside it (uses `services`); [`app`]: all of
@@ -25,6 +27,7 @@ pub mod app;
 pub mod dashboard;
 pub mod dispatch;
 pub mod jobs;
+pub mod metrics;
 pub mod model;
 pub mod payments;
 pub mod queue;

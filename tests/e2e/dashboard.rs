@@ -185,45 +185,122 @@ async fn a_session_is_a_strict_http_only_cookie_that_signing_out_or_expiry_ends(
 
 async fn a_post_without_the_sessions_csrf_token_or_from_another_origin_changes_nothing(db: Db) {
     let app = TestApp::spawn(db).await;
-    let number = failed_order(&app).await;
+    // A Complete order with an Open refund of its seat (EDX-100001), and an
+    // order whose seat failed.
+    let refund = app.refund_of_the_seat().await;
+    let failed = failed_order(&app).await;
     app.lms.heal();
     let mut browser = Browser::new(&app);
     browser.sign_in(ADMIN_TOKEN).await;
-    let page = browser.get(&format!("/dashboard/orders/{number}")).await;
+    let page = browser.get(&format!("/dashboard/orders/{failed}")).await;
     assert!(page.html.contains(r#"<form id="retry""#), "{}", page.html);
     let csrf = browser.csrf.clone();
-    let retry = format!("{}/dashboard/orders/{number}/retry", browser.origin);
 
-    let forged = [
-        ("no token", browser.http.post(&retry).header("Origin", &browser.origin).form(&[("x", "1")])),
-        ("another session's token", browser.http.post(&retry).header("Origin", &browser.origin).form(&[("csrf", "0".repeat(64))])),
-        ("another origin", browser.http.post(&retry).header("Origin", "http://evil.example").form(&[("csrf", &csrf)])),
-        ("another port", browser.http.post(&retry).header("Origin", "http://127.0.0.1:1").form(&[("csrf", &csrf)])),
-        ("a cross-site fetch", browser.http.post(&retry).header("Sec-Fetch-Site", "cross-site").form(&[("csrf", &csrf)])),
-        ("a same-site fetch", browser.http.post(&retry).header("Sec-Fetch-Site", "same-site").form(&[("csrf", &csrf)])),
+    // Every form post of the dashboard, each forged in every way.
+    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/dashboard/sign-out".to_string(), vec![]),
+        (format!("/dashboard/orders/{failed}/retry"), vec![]),
+        ("/dashboard/orders/EDX-100001/refunds".to_string(), vec![("line_ids", "2")]),
+        (format!("/dashboard/refunds/{refund}/approve"), vec![]),
+        (format!("/dashboard/refunds/{refund}/deny"), vec![]),
     ];
-    for (what, request) in forged {
-        let page = browser.send(request).await;
-        assert_eq!(page.status, StatusCode::FORBIDDEN, "{what}: {}", page.html);
-        assert!(page.html.contains("CSRF"), "{what}: {}", page.html);
-        assert!(page.set_cookies.is_empty(), "{what}");
+    let wrong = "0".repeat(64);
+    let own = browser.origin.clone();
+    let other_scheme = format!("https{}", own.trim_start_matches("http"));
+    let forgeries: [(&str, Option<&str>, &[(&str, &str)]); 8] = [
+        ("no token", Some(&own), &[]),
+        ("another session's token", Some(&own), &[("csrf", &wrong)]),
+        ("another origin", Some("http://evil.example"), &[("csrf", &csrf)]),
+        ("another port", Some("http://127.0.0.1:1"), &[("csrf", &csrf)]),
+        ("another scheme", Some(&other_scheme), &[("csrf", &csrf)]),
+        ("an opaque origin", Some("null"), &[("csrf", &csrf)]),
+        ("a cross-site fetch", None, &[("csrf", &csrf), ("sec-fetch-site", "cross-site")]),
+        ("a same-site fetch", None, &[("csrf", &csrf), ("sec-fetch-site", "same-site")]),
+    ];
+    for (path, fields) in &posts {
+        for (what, origin, extra) in &forgeries {
+            let mut form: Vec<(&str, &str)> = fields.clone();
+            let mut request = browser.http.post(format!("{}{path}", browser.origin));
+            for (name, value) in extra.iter() {
+                if *name == "sec-fetch-site" {
+                    request = request.header("Sec-Fetch-Site", *value);
+                } else {
+                    form.push((name, value));
+                }
+            }
+            if let Some(origin) = origin {
+                request = request.header("Origin", *origin);
+            }
+            let page = browser.send(request.form(&form)).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}, {what}: {}", page.html);
+            assert!(page.html.contains("CSRF"), "{path}, {what}: {}", page.html);
+            assert!(page.set_cookies.is_empty(), "{path}, {what}");
+        }
     }
     browser.csrf = csrf.clone();
-    let (_, order) = app.get(&format!("/orders/{number}"), ADMIN_TOKEN).await;
+    // Nothing changed: not the order, the refund, the refunds, nor the session.
+    let (_, order) = app.get(&format!("/orders/{failed}"), ADMIN_TOKEN).await;
     assert_eq!(order["status"], "Fulfillment Error", "nothing was retried: {order}");
-    assert_eq!(app.lms.enrollment("alice", COURSE), None, "the LMS got nothing");
+    assert_eq!(app.lms.enrollment("alice", COURSE).map(|enrollment| enrollment.is_active), Some(true), "only EDX-100001's seat");
+    let (_, open) = app.get(&format!("/refunds/{refund}"), ADMIN_TOKEN).await;
+    assert_eq!(open["status"], "Open", "neither approved nor denied: {open}");
+    let (_, refunds) = app.get("/orders/EDX-100001/refunds", ADMIN_TOKEN).await;
+    assert_eq!(refunds["count"], 1, "no refund made: {refunds}");
+    assert!(app.payments.ledger().iter().all(|entry| entry.signed_minor_units > 0), "nothing credited");
+    assert_eq!(browser.get("/dashboard/orders").await.status, StatusCode::OK, "still signed in");
 
-    // The sign-in form is protected as well (login CSRF).
+    // The sign-in form is protected as well (login CSRF): without its
+    // cookie, with its cookie and another token, from another origin.
     let mut stranger = Browser::new(&app);
     let page = stranger.post("/dashboard/sign-in", &[("token", ADMIN_TOKEN), ("csrf", "guess")]).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.html);
+    stranger.get("/dashboard/sign-in").await;
+    let page = stranger.post("/dashboard/sign-in", &[("token", ADMIN_TOKEN), ("csrf", &wrong)]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.html);
+    let real = stranger.csrf.clone();
+    let request = stranger
+        .http
+        .post(format!("{}/dashboard/sign-in", stranger.origin))
+        .header("Origin", "http://evil.example")
+        .form(&[("token", ADMIN_TOKEN), ("csrf", &real)]);
+    assert_eq!(stranger.send(request).await.status, StatusCode::FORBIDDEN);
     assert!(!stranger.has_cookie("fh_session"));
 
-    // The real form does it.
-    let page = browser.post(&format!("/dashboard/orders/{number}/retry"), &[("csrf", &csrf)]).await;
+    // The pages stay out of other sites' frames and out of caches.
+    let page = browser.http.get(format!("{}/dashboard/orders/{failed}", browser.origin)).send().await.expect("answers");
+    let header = |name: &str| page.headers().get(name).map(|value| value.to_str().expect("ASCII").to_string());
+    assert_eq!(header("x-frame-options").as_deref(), Some("DENY"));
+    assert!(header("content-security-policy").is_some_and(|policy| policy.contains("frame-ancestors 'none'")));
+    assert_eq!(header("cache-control").as_deref(), Some("no-store"));
+
+    // The real forms do it.
+    let page = browser.post(&format!("/dashboard/orders/{failed}/retry"), &[("csrf", &csrf)]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
-    let (_, order) = app.get(&format!("/orders/{number}"), ADMIN_TOKEN).await;
+    let (_, order) = app.get(&format!("/orders/{failed}"), ADMIN_TOKEN).await;
     assert_eq!(order["status"], "Complete", "{order}");
+    let page = browser.post(&format!("/dashboard/refunds/{refund}/deny"), &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let (_, denied) = app.get(&format!("/refunds/{refund}"), ADMIN_TOKEN).await;
+    assert_eq!(denied["status"], "Denied", "{denied}");
+}
+
+/// Behind a proxy, the origin browsers use is a setting: a post from it is
+/// taken, one from the address the host listens on is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_the_public_origin_is_the_one_posts_must_come_from() {
+    let app = TestApp::spawn_with(Db::Sqlite, "[dashboard]\npublic_origin = \"https://ops.example.com/\"\n").await;
+    let mut browser = Browser::new(&app);
+    let page = browser.sign_in(ADMIN_TOKEN).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "the host's own address is not the public origin: {}", page.html);
+    let csrf = browser.csrf.clone();
+    let request = browser
+        .http
+        .post(format!("{}/dashboard/sign-in", browser.origin))
+        .header("Origin", "https://ops.example.com")
+        .form(&[("token", ADMIN_TOKEN), ("csrf", &csrf)]);
+    let page = browser.send(request).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    assert!(browser.has_cookie("fh_session"));
 }
 
 async fn retry_and_refunds_from_the_order_page_run_what_the_api_runs(db: Db) {
@@ -269,6 +346,15 @@ async fn retry_and_refunds_from_the_order_page_run_what_the_api_runs(db: Db) {
     assert_eq!(page.location.as_deref(), Some(format!("{path}?flash=refund-created").as_str()), "{}", page.html);
     let (_, refunds) = app.get(&format!("/orders/{number}/refunds"), ADMIN_TOKEN).await;
     let seat_refund = refunds["results"][0]["id"].as_i64().expect("a refund");
+    // While the LMS fails, the approval credits but cannot revoke: the
+    // page says so, and offers to finish it.
+    app.lms.fail_all(503, "LMS is restarting");
+    let page = browser.post(&format!("/dashboard/refunds/{seat_refund}/approve"), &[("csrf", &csrf)]).await;
+    assert_eq!(page.location.as_deref(), Some(format!("{path}?flash=refund-failed").as_str()), "{}", page.html);
+    let page = browser.get(&path).await;
+    assert!(page.html.contains(r#"<td class="status">Revocation Error</td>"#), "{}", page.html);
+    assert!(page.html.contains("Approve again (finish)"), "{}", page.html);
+    app.lms.heal();
     let page = browser.post(&format!("/dashboard/refunds/{seat_refund}/approve"), &[("csrf", &csrf)]).await;
     assert_eq!(page.location.as_deref(), Some(format!("{path}?flash=refund-approved").as_str()), "{}", page.html);
     let refund = app.settled_refund(seat_refund).await;
@@ -294,10 +380,31 @@ async fn retry_and_refunds_from_the_order_page_run_what_the_api_runs(db: Db) {
     let page = browser.post(&format!("{path}/refunds"), &[("csrf", &csrf), ("line_ids", "1")]).await;
     assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.html);
     assert!(page.html.contains("already being refunded"), "{}", page.html);
+
+    // The modules page counts the enrollment module's calls and failures:
+    // describe at load, then the failed attempt and the two retries (a
+    // claim and a fulfil each), and the revocation.
+    let page = browser.get("/dashboard/modules").await;
+    let start = page.html.find(r#"<tr data-module="enrollment">"#).expect("the enrollment module's row");
+    let enrollment = &page.html[start..start + page.html[start..].find("</tr>").expect("row end")];
+    let cell = |class: &str| {
+        let open = format!(r#"<td class="{class}">"#);
+        let from = enrollment.find(&open).unwrap_or_else(|| panic!("{class} in {enrollment}")) + open.len();
+        enrollment[from..from + enrollment[from..].find("</td>").expect("cell end")].to_string()
+    };
+    assert!(cell("status").starts_with("running"), "{enrollment}");
+    assert!(cell("calls").parse::<u64>().expect("a count") >= 7, "{enrollment}");
+    assert_eq!(cell("failures"), "0", "an LMS error is the module's answer, not its fault: {enrollment}");
+    assert!(cell("p50").ends_with(" ms"), "{enrollment}");
 }
 
 async fn the_list_filters_by_status_user_number_and_date_and_pages(db: Db) {
-    let app = TestApp::spawn(db).await;
+    // Support staff for bob only: an admin token scoped to one user.
+    let bobs_support = format!(
+        "[[api.tokens]]\nname = \"bob-support\"\nsha256 = \"{}\"\nrole = \"admin\"\nuser = \"bob\"\n",
+        crate::harness::digest("bob-support-token")
+    );
+    let app = TestApp::spawn_with(db, &bobs_support).await;
     let failed = failed_order(&app).await;
     app.lms.heal();
     let mut numbers = vec![failed.clone()];
@@ -336,16 +443,65 @@ async fn the_list_filters_by_status_user_number_and_date_and_pages(db: Db) {
     assert!(page.html.contains(r#"<span id="count">26</span>"#));
     let page = browser.get(&filtered(&format!("number={}", numbers[7]))).await;
     assert_eq!(listed(&page.html), [numbers[7].clone()]);
-    let today = time::OffsetDateTime::now_utc().date();
-    let day = |date: time::Date| format!("{}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day());
-    let page = browser.get(&filtered(&format!("from={}&to={}", day(today), day(today)))).await;
-    assert_eq!(listed(&page.html).len(), 50, "today's orders: {}", page.html);
-    let tomorrow = today.next_day().expect("a tomorrow");
-    let page = browser.get(&filtered(&format!("from={}", day(tomorrow)))).await;
-    assert!(listed(&page.html).is_empty() && page.html.contains(r#"<span id="count">0</span>"#));
-    let yesterday = today.previous_day().expect("a yesterday");
-    let page = browser.get(&filtered(&format!("to={}&status=Complete", day(yesterday)))).await;
+    // Placement times set in the database (both columns, as the host
+    // writes them): ten orders on 1 March, the rest on 2 March up to its
+    // last millisecond, the failed one at the first instant of 3 March.
+    let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(&app.database_url).await.expect("connect");
+    for (index, number) in numbers.iter().enumerate() {
+        let at = match index {
+            0 => "2026-03-03T00:00:00Z",
+            1..=10 => "2026-03-01T10:00:00Z",
+            _ => "2026-03-02T23:59:59.999Z",
+        };
+        place_at(&mut connection, number, at, None).await;
+    }
+    let count_of = |html: &str| {
+        let start = html.find(r#"<span id="count">"#).expect("a count") + r#"<span id="count">"#.len();
+        html[start..start + html[start..].find('<').expect("end")].parse::<u64>().expect("a number")
+    };
+    for (query, expected) in [
+        ("from=2026-03-02&to=2026-03-02", 41),
+        ("from=2026-03-03", 1),
+        ("to=2026-03-01", 10),
+        ("from=2026-03-01&to=2026-03-03", 52),
+        ("from=2026-03-04", 0),
+        ("to=2026-02-28", 0),
+        ("from=2026-03-02&to=2026-03-02&username=bob", 21),
+    ] {
+        let page = browser.get(&filtered(query)).await;
+        assert_eq!(count_of(&page.html), expected, "{query}: {}", page.html);
+    }
+    let page = browser.get(&filtered("from=2026-03-03")).await;
+    assert_eq!(listed(&page.html), std::slice::from_ref(&failed));
+    assert!(row(&page.html, &failed).contains(r#"<td class="date">2026-03-03 00:00</td>"#), "{}", page.html);
+    let page = browser.get(&filtered("to=2026-03-01")).await;
+    assert!(row(&page.html, &numbers[1]).contains(r#"<td class="date">2026-03-01 10:00</td>"#), "{}", page.html);
+
+    // Past the last page: nothing listed, and the way back.
+    let page = browser.get(&filtered("page=100")).await;
     assert!(listed(&page.html).is_empty());
+    assert!(page.html.contains(r#"0–0 of <span id="count">52</span>"#), "{}", page.html);
+    assert!(page.html.contains(r#"rel="prev" href="/dashboard/orders?page=2""#), "{}", page.html);
+
+    // An order Open for longer than it should be stands out; one Open
+    // for a moment does not.
+    place_at(&mut connection, &numbers[3], "2026-01-01T00:00:00Z", Some("Open")).await;
+    place_at(&mut connection, &numbers[4], &time_now_rfc3339(), Some("Open")).await;
+    let page = browser.get("/dashboard/orders?status=Open").await;
+    assert_eq!(listed(&page.html), [numbers[4].clone(), numbers[3].clone()]);
+    assert!(row(&page.html, &numbers[3]).contains(r#"class="attention""#), "{}", page.html);
+    assert!(!row(&page.html, &numbers[4]).contains("attention"), "{}", page.html);
+
+    // A token scoped to one user shows that user's orders only.
+    let mut bobs = Browser::new(&app);
+    assert_eq!(bobs.sign_in("bob-support-token").await.status, StatusCode::SEE_OTHER);
+    let page = bobs.get("/dashboard/orders").await;
+    assert!(page.html.contains(r#"<span id="count">26</span>"#), "{}", page.html);
+    let carols = &numbers[2];
+    assert_eq!(bobs.get(&format!("/dashboard/orders/{carols}")).await.status, StatusCode::NOT_FOUND);
+    let csrf = bobs.csrf.clone();
+    let page = bobs.post(&format!("/dashboard/orders/{carols}/refunds"), &[("csrf", &csrf), ("line_ids", "1")]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.html);
 
     // A bad filter is named, and the form keeps what was typed.
     let page = browser.get(&filtered("from=2026-13-45&username=bob")).await;
@@ -358,4 +514,24 @@ async fn the_list_filters_by_status_user_number_and_date_and_pages(db: Db) {
     // A number that looks like markup is shown as text.
     let page = browser.get(&filtered("username=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).await;
     assert!(!page.html.contains("<script>alert(1)"), "escaped: {}", page.html);
+}
+
+/// Sets when order `number` was placed (RFC 3339 `at`, in both columns, as
+/// the host writes them), and its status.
+async fn place_at(connection: &mut sqlx::AnyConnection, number: &str, at: &str, status: Option<&str>) {
+    let unix_ms = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).expect("RFC 3339")
+        .unix_timestamp_nanos()
+        / 1_000_000;
+    sqlx::query("UPDATE orders SET date_placed = $1, created_at = $2, status = COALESCE($3, status) WHERE number = $4")
+        .bind(at)
+        .bind(i64::try_from(unix_ms).expect("in range"))
+        .bind(status)
+        .bind(number)
+        .execute(&mut *connection)
+        .await
+        .expect("updates the order");
+}
+
+fn time_now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("formats")
 }

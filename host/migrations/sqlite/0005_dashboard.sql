@@ -15,7 +15,13 @@ CREATE TABLE dashboard_sessions (
 );
 CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);
 
+-- (status, id) and (username, id) serve the filters newest first, and
+-- replace the one-column indexes of 0001, as (order_id, id) replaces the
+-- attempt log's.
 CREATE INDEX orders_status_id ON orders (status, id);
 CREATE INDEX orders_username_id ON orders (username, id);
 CREATE INDEX orders_created_at ON orders (created_at);
 CREATE INDEX fulfillment_attempts_order_id ON fulfillment_attempts (order_id, id);
+DROP INDEX orders_status;
+DROP INDEX orders_username;
+DROP INDEX fulfillment_attempts_order;

@@ -12,6 +12,7 @@ mod error;
 mod health;
 mod json;
 mod limits;
+mod metrics;
 mod modules;
 mod openapi;
 mod orders;
@@ -29,13 +30,14 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{Admin, Caller, authenticate, token_digest};
+pub use auth::{Admin, Caller, authenticate, caller_by_digest, token_digest};
 pub use error::ApiError;
 pub use limits::HeadLimits;
 pub use openapi::ApiDoc;
+pub(crate) use orders::urlencode;
 
 use crate::services::Services;
-use crate::settings::{DashboardSettings, ServerSettings, TokenSettings};
+use crate::settings::{DashboardSettings, MetricsSettings, ServerSettings, TokenSettings};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -43,6 +45,8 @@ pub struct AppState {
     pub services: Services,
     pub tokens: Arc<Vec<TokenSettings>>,
     pub dashboard: Arc<DashboardSettings>,
+    /// Who besides an admin token may read `GET /metrics`.
+    pub metrics_access: Arc<MetricsSettings>,
 }
 
 /// When a request must have its answer, a little before `[server]
@@ -91,11 +95,33 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(modules::router())
         .merge(openapi::router())
         .merge(health::router())
+        .merge(metrics::router())
 }
 
 /// The OpenAPI document as served at `/api/v1/openapi.json`.
 pub fn openapi_document() -> serde_json::Value {
     openapi::complete(routes().into_openapi())
+}
+
+/// The route of requests that matched no route (they are counted under
+/// it, never under their raw path: a scanner would make a series per path).
+const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Counts the request in `fulfillment_http_requests_total` and its
+/// duration, by its route template (axum's `MatchedPath`), method and the
+/// answer's status.
+async fn count_request(
+    axum::extract::State(metrics): axum::extract::State<crate::metrics::Metrics>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|path| path.as_str().to_string());
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let route = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
+    metrics.http_request(route, method.as_str(), response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// The whole API and the operator dashboard (`crate::dashboard`), with
@@ -137,5 +163,7 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
             ))
         }))
         .layer(axum::middleware::from_fn(limits::error_shape))
+        // Outermost: counts every answer as the client gets it.
+        .layer(axum::middleware::from_fn_with_state(state.services.metrics.clone(), count_request))
         .with_state(state)
 }

@@ -1,5 +1,6 @@
 //! `/modules`: what the runtime loaded, what it could not, and how each
-//! module is doing (limits, orders in flight, circuit breaker).
+//! module is doing (limits, orders in flight, circuit breaker, calls since
+//! start).
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Admin, ApiError, AppState};
-use crate::runtime::{BreakerView, CredentialSummary, DisabledModule, LoadedModule};
+use crate::runtime::{BreakerView, CallStats, CredentialSummary, DisabledModule, LoadedModule};
 use crate::settings::ModuleLimits;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -47,6 +48,8 @@ pub struct ModuleView {
     /// Orders the module is working on now.
     pub in_flight: Option<usize>,
     pub circuit_breaker: Option<BreakerView>,
+    /// The module's calls since the host started (running modules).
+    pub calls: Option<CallStats>,
 }
 
 /// Whether a module runs.
@@ -76,6 +79,7 @@ impl ModuleView {
             credentials: module.credentials(),
             in_flight: Some(module.in_flight()),
             circuit_breaker: Some(module.breaker().view()),
+            calls: Some(module.call_stats()),
         }
     }
 
@@ -95,6 +99,7 @@ impl ModuleView {
             credentials: Vec::new(),
             in_flight: None,
             circuit_breaker: None,
+            calls: None,
         }
     }
 }

@@ -411,7 +411,8 @@ async fn list_orders(
     }))
 }
 
-pub(super) fn urlencode(text: &str) -> String {
+/// `text` percent-encoded for a URL's path segment or query value.
+pub(crate) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(byte).to_string(),

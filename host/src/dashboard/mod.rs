@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::api::AppState;
+use crate::payments::PaymentError;
 use crate::services::OrderError;
 
 pub use session::{SESSION_COOKIE, Staff};
@@ -44,6 +45,42 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/refunds/{id}/approve", post(orders::approve_refund))
         .route("/dashboard/refunds/{id}/deny", post(orders::deny_refund))
         .route("/dashboard/modules", get(modules::page))
+        .layer(axum::middleware::from_fn(as_dashboard_page))
+}
+
+/// What every dashboard answer gets: headers that keep its pages out of
+/// other sites' frames (clickjacking would get past every CSRF check: the
+/// click is the member of staff's own) and out of caches (they hold
+/// customers' data and the session's CSRF token); and an error answered
+/// outside the handlers (a form or path the extractors refuse, a body too
+/// large, a time-out) as a page rather than the API's JSON.
+async fn as_dashboard_page(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(request).await;
+    let status = response.status();
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"));
+    if (status.is_client_error() || status.is_server_error()) && !is_html {
+        let reason = status.canonical_reason().unwrap_or("Error").to_string();
+        response = DashboardError::Refused(status, format!("The request was refused: {reason}.")).into_response();
+    }
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Why a dashboard request was not served, as a page.
@@ -58,6 +95,9 @@ pub enum DashboardError {
     /// The request is malformed: what is wrong with it.
     #[error("{0}")]
     BadRequest(String),
+    /// Refused outside the handlers, with this status.
+    #[error("{1}")]
+    Refused(StatusCode, String),
     #[error(transparent)]
     Service(#[from] OrderError),
     /// A template did not render.
@@ -71,6 +111,7 @@ impl DashboardError {
             DashboardError::SignInNeeded => StatusCode::SEE_OTHER,
             DashboardError::Csrf(_) => StatusCode::FORBIDDEN,
             DashboardError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            DashboardError::Refused(status, _) => *status,
             DashboardError::Service(error) => service_status(error),
             DashboardError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -85,7 +126,9 @@ fn service_status(error: &OrderError) -> StatusCode {
         OrderError::NotFulfillable { .. } => StatusCode::NOT_ACCEPTABLE,
         OrderError::Conflict(_) => StatusCode::CONFLICT,
         OrderError::Busy(_) | OrderError::CheckoutPending { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        OrderError::Payment(_) => StatusCode::BAD_GATEWAY,
+        OrderError::Payment(PaymentError::Declined(_)) => StatusCode::PAYMENT_REQUIRED,
+        OrderError::Payment(PaymentError::NotAllowed(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        OrderError::Payment(PaymentError::Processor(_)) => StatusCode::BAD_GATEWAY,
         OrderError::Dispatch(_)
         | OrderError::Storage(_)
         | OrderError::Corrupt(_)

@@ -75,8 +75,7 @@ pub async fn page(State(state): State<AppState>, staff: Staff) -> Result<Respons
 fn running_row(module: &LoadedModule) -> ModuleRow {
     let limits = module.limits();
     let breaker = module.breaker().view();
-    // MERGE: the metrics branch's LoadedModule::call_stats() fills these.
-    let stats = PendingStats::default();
+    let stats = module.call_stats();
     let millis = |value: Option<f64>| value.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "–".to_string());
     ModuleRow {
         name: module.name().to_string(),
@@ -110,12 +109,3 @@ fn running_row(module: &LoadedModule) -> ModuleRow {
     }
 }
 
-#[derive(Default)]
-struct PendingStats {
-    calls: u64,
-    failures: u64,
-    traps: u64,
-    timeouts: u64,
-    p50_ms: Option<f64>,
-    p99_ms: Option<f64>,
-}

@@ -16,7 +16,7 @@ use super::{DashboardError, render, staff_message};
 use crate::api::{AnswerDeadline, AppState};
 use crate::model::{Money, NoteKind, OrderStatus, RefundStatus};
 use crate::services::{
-    JobState, OrderDetail, OrderFilter, OrderScope, OrderSnapshot, RefundAction, RefundRecord, StoredOrder, Waited,
+    JobState, OrderDetail, OrderFilter, OrderSnapshot, RefundAction, RefundRecord, StoredOrder, Waited,
 };
 
 /// Orders a page of the list shows.
@@ -167,7 +167,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Query(query): Que
             return render(StatusCode::BAD_REQUEST, &page);
         }
     };
-    let (count, snapshots) = state.services.orders.page(&OrderScope::all(), &filter, number, PAGE_SIZE).await?;
+    let (count, snapshots) = state.services.orders.page(staff.scope(), &filter, number, PAGE_SIZE).await?;
     let open_too_long = state.dashboard.open_too_long();
     let now = OffsetDateTime::now_utc();
     page.rows = snapshots
@@ -191,9 +191,14 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Query(query): Que
         })
         .collect();
     page.count = count;
-    page.first = if page.rows.is_empty() { 0 } else { (number - 1) * PAGE_SIZE + 1 };
-    page.last = (number - 1) * PAGE_SIZE + page.rows.len() as u64;
-    page.prev = (number > 1).then(|| query.link(number - 1));
+    let skipped = (number - 1) * PAGE_SIZE;
+    (page.first, page.last) = match page.rows.len() as u64 {
+        0 => (0, 0),
+        shown => (skipped + 1, skipped + shown),
+    };
+    // Past the end, "newer" leads back to the last page there is.
+    let last_page = count.div_ceil(PAGE_SIZE).max(1);
+    page.prev = (number > 1).then(|| query.link((number - 1).min(last_page)));
     page.next = (number * PAGE_SIZE < count).then(|| query.link(number + 1));
     page.query = query;
     render(StatusCode::OK, &page)
@@ -253,7 +258,13 @@ struct RefundRow {
     credit: &'static str,
     revoke: bool,
     lines: Vec<(u64, &'static str, String)>,
+    /// Open: staff approve or deny it ...
     open: bool,
+    /// ... unless its credit was already asked of the processor.
+    deniable: bool,
+    /// Approved, but its credit or a revocation failed: approving again
+    /// carries out what is left.
+    unfinished: bool,
 }
 
 #[derive(Template)]
@@ -297,7 +308,9 @@ fn flash_text(code: &str) -> Option<&'static str> {
         "retried-failed" => "Fulfillment retried: lines still fail; the notes say why.",
         "retry-running" => "The retry goes on; reload the page in a moment for its outcome.",
         "refund-created" => "Refund created: it is Open, waiting for approval.",
-        "refund-approved" => "Refund approved and carried out.",
+        "refund-approved" => "Refund approved: credited and revoked.",
+        "refund-failed" => "Refund approved, but it did not finish: its status and line reasons say why; approve it again to retry.",
+        "refund-busy" => "The refund is being carried out right now; reload the page in a moment for its outcome.",
         "refund-denied" => "Refund denied.",
         "refund-running" => "The refund is being carried out; reload the page in a moment for its outcome.",
         _ => return None,
@@ -324,9 +337,9 @@ async fn order_page(
     flash: Option<String>,
     error: Option<String>,
 ) -> Result<OrderPage, DashboardError> {
-    let scope = OrderScope::all();
-    let detail = state.services.orders.detail(&scope, number, ATTEMPTS_SHOWN).await?;
-    let (refund_count, refunds) = state.services.refunds.refunds_of_order(&scope, number, 1, REFUNDS_SHOWN).await?;
+    let scope = staff.scope();
+    let detail = state.services.orders.detail(scope, number, ATTEMPTS_SHOWN).await?;
+    let (refund_count, refunds) = state.services.refunds.refunds_of_order(scope, number, 1, REFUNDS_SHOWN).await?;
     Ok(OrderPage::of(detail, refund_count, &refunds, staff, flash, error))
 }
 
@@ -446,6 +459,11 @@ impl OrderPage {
                         .map(|line| (line.line_id, line.status.as_str(), line.reason.clone().unwrap_or_default()))
                         .collect(),
                     open: refund.status == RefundStatus::Open,
+                    deniable: refund.status == RefundStatus::Open && refund.credit != crate::services::CreditState::Intended,
+                    unfinished: matches!(
+                        refund.status,
+                        RefundStatus::PaymentRefundError | RefundStatus::PaymentRefunded | RefundStatus::RevocationError
+                    ),
                 })
                 .collect(),
             flash,
@@ -470,14 +488,17 @@ pub async fn retry(
     Form(input): Form<ActionForm>,
 ) -> Result<Response, DashboardError> {
     staff.check_post(&origin, input.csrf.as_deref())?;
-    let scope = OrderScope::all();
-    let flash = match state.services.staff.retry_fulfillment(&scope, &number, deadline.0).await {
+    let scope = staff.scope();
+    let flash = match state.services.staff.retry_fulfillment(scope, &number, deadline.0).await {
         Ok(Waited::StillRunning) => "retry-running",
-        Ok(Waited::Ended) => match state.services.orders.snapshot(&scope, &number).await?.stored.order.status {
+        Ok(Waited::Ended) => match state.services.orders.snapshot(scope, &number).await?.stored.order.status {
             OrderStatus::Complete => "retried-complete",
             _ => "retried-failed",
         },
-        Err(error) => return refused(&state, &staff, &number, error.into()).await,
+        Err(error) => {
+            tracing::info!(order = %number, staff = staff.name(), %error, "a retry from the dashboard was refused");
+            return refused(&state, &staff, &number, error.into()).await;
+        }
     };
     tracing::info!(order = %number, staff = staff.name(), outcome = flash, "staff retried fulfillment from the dashboard");
     Ok(back_to(&number, flash))
@@ -502,12 +523,15 @@ pub async fn create_refund(
     if input.line_ids.is_empty() {
         return refused(&state, &staff, &number, DashboardError::BadRequest("Check the lines to refund first.".into())).await;
     }
-    match state.services.refunds.create_refund(&OrderScope::all(), &number, &input.line_ids).await {
+    match state.services.refunds.create_refund(staff.scope(), &number, &input.line_ids).await {
         Ok(refund) => {
             tracing::info!(order = %number, refund = refund.id, staff = staff.name(), "staff created a refund from the dashboard");
             Ok(back_to(&number, "refund-created"))
         }
-        Err(error) => refused(&state, &staff, &number, error.into()).await,
+        Err(error) => {
+            tracing::info!(order = %number, staff = staff.name(), %error, "a refund from the dashboard was refused");
+            refused(&state, &staff, &number, error.into()).await
+        }
     }
 }
 
@@ -545,13 +569,21 @@ async fn decide_refund(
     action: RefundAction,
 ) -> Result<Response, DashboardError> {
     staff.check_post(&origin, input.csrf.as_deref())?;
-    let scope = OrderScope::all();
-    let number = state.services.refunds.refund(&scope, id).await?.order_number;
-    let flash = match state.services.staff.process_refund(&scope, id, action, deadline.0).await {
+    let scope = staff.scope();
+    let number = state.services.refunds.refund(scope, id).await?.order_number;
+    let flash = match state.services.staff.process_refund(scope, id, action, deadline.0).await {
+        Ok(Waited::StillRunning) if action == RefundAction::Deny => "refund-busy",
         Ok(Waited::StillRunning) => "refund-running",
-        Ok(Waited::Ended) if action == RefundAction::Deny => "refund-denied",
-        Ok(Waited::Ended) => "refund-approved",
-        Err(error) => return refused(&state, &staff, &number, error.into()).await,
+        // What was stored says how it went.
+        Ok(Waited::Ended) => match state.services.refunds.refund(scope, id).await?.status {
+            RefundStatus::Denied => "refund-denied",
+            RefundStatus::Complete => "refund-approved",
+            _ => "refund-failed",
+        },
+        Err(error) => {
+            tracing::info!(order = %number, refund = id, staff = staff.name(), %error, "a refund decision from the dashboard was refused");
+            return refused(&state, &staff, &number, error.into()).await;
+        }
     };
     tracing::info!(order = %number, refund = id, staff = staff.name(), outcome = flash, "staff decided a refund from the dashboard");
     Ok(back_to(&number, flash))
@@ -570,7 +602,7 @@ async fn refused(state: &AppState, staff: &Staff, number: &str, error: Dashboard
 }
 
 fn order_href(number: &str) -> String {
-    format!("/dashboard/orders/{}", form_urlencoded::byte_serialize(number.as_bytes()).collect::<String>())
+    format!("/dashboard/orders/{}", crate::api::urlencode(number))
 }
 
 fn amount(money: Money) -> String {

@@ -10,8 +10,8 @@
 //! Every state-changing request is a form POST, refused (403) unless both
 //! hold: it carries the session's CSRF token (the sign-in form: the token
 //! of its double-submit cookie), and the browser does not say it comes from
-//! another origin (`Origin` must be this host, `Sec-Fetch-Site` same-origin
-//! when sent). SameSite=Strict alone is not enough: a page on another port
+//! another origin (`Origin`, when sent, must be `[dashboard] public_origin`
+//! or `http://` and this `Host`; `Sec-Fetch-Site`, when sent, same-origin). SameSite=Strict alone is not enough: a page on another port
 //! of the same host is the same *site*.
 //!
 //! [`SessionService`]: crate::services::SessionService
@@ -22,9 +22,9 @@ use axum::http::request::Parts;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use super::DashboardError;
-use crate::api::AppState;
-use crate::services::SessionRecord;
-use crate::settings::{Role, TokenSettings};
+use crate::api::{AppState, Caller, caller_by_digest};
+use crate::services::{OrderScope, SessionRecord};
+use crate::settings::{Role, Sha256Digest};
 
 /// The cookie that holds the session id.
 pub const SESSION_COOKIE: &str = "fh_session";
@@ -39,12 +39,20 @@ pub struct Staff {
     /// The session id (the cookie's value).
     pub session_id: String,
     pub session: SessionRecord,
+    /// The token as the settings have it now: its scope bounds the orders
+    /// the pages show and act on, as it bounds the API's.
+    pub caller: Caller,
 }
 
 impl Staff {
     /// The name of the token the session signed in with.
     pub fn name(&self) -> &str {
-        &self.session.token_name
+        &self.caller.name
+    }
+
+    /// The orders this member of staff may see.
+    pub fn scope(&self) -> &OrderScope {
+        &self.caller.scope
     }
 
     /// Refuses a form post without this session's CSRF token, or from
@@ -76,30 +84,33 @@ where
             .find(&session_id)
             .await?
             .ok_or(DashboardError::SignInNeeded)?;
-        if !is_admin_token(&state.tokens, &session.token_sha256) {
-            return Err(DashboardError::SignInNeeded);
-        }
-        Ok(Staff { session_id, session })
+        // The token must still be in the settings, and still an admin's.
+        let caller = Sha256Digest::try_from(session.token_sha256.clone())
+            .ok()
+            .and_then(|digest| caller_by_digest(&state.tokens, &digest))
+            .filter(|caller| caller.role == Role::Admin)
+            .ok_or(DashboardError::SignInNeeded)?;
+        Ok(Staff {
+            session_id,
+            session,
+            caller,
+        })
     }
 }
 
-/// Whether `[[api.tokens]]` still has an admin token of this digest.
-fn is_admin_token(tokens: &[TokenSettings], token_sha256: &str) -> bool {
-    tokens
-        .iter()
-        .any(|token| token.role == Role::Admin && token.sha256.to_string() == token_sha256)
-}
-
-/// What a request says of where it comes from.
+/// What a request says of where it comes from, and the origin it should
+/// come from.
 #[derive(Debug, Clone)]
 pub struct RequestOrigin {
-    host: Option<String>,
+    /// `[dashboard] public_origin`, or `http://` and the `Host` header.
+    expected: Option<String>,
     origin: Option<String>,
     fetch_site: Option<String>,
 }
 
 impl RequestOrigin {
-    /// 403 when the browser says the request comes from another origin.
+    /// 403 when the browser says the request comes from another origin
+    /// (an opaque `null` origin included: a sandboxed frame, say).
     pub fn check(&self) -> Result<(), DashboardError> {
         if let Some(site) = &self.fetch_site
             && site != "same-origin"
@@ -107,24 +118,32 @@ impl RequestOrigin {
         {
             return Err(DashboardError::Csrf(format!("the request comes from another site (Sec-Fetch-Site: {site})")));
         }
-        if let Some(origin) = &self.origin {
-            let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-            if origin_host.is_none() || origin_host != self.host.as_deref() {
-                return Err(DashboardError::Csrf(format!("the request comes from another origin ({origin})")));
-            }
+        if let Some(origin) = &self.origin
+            && Some(origin) != self.expected.as_ref()
+        {
+            return Err(DashboardError::Csrf(format!("the request comes from another origin ({origin})")));
         }
         Ok(())
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
+impl<S> FromRequestParts<S> for RequestOrigin
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = |name| parts.headers.get(name).and_then(|value: &axum::http::HeaderValue| value.to_str().ok()).map(str::to_string);
+        let expected = AppState::from_ref(state)
+            .dashboard
+            .public_origin
+            .clone()
+            .or_else(|| header(HOST).map(|host| format!("http://{host}")));
         Ok(RequestOrigin {
-            host: header(HOST).or_else(|| parts.uri.authority().map(|authority| authority.to_string())),
-            origin: header(ORIGIN).filter(|origin| origin != "null"),
+            expected,
+            origin: header(ORIGIN),
             fetch_site: header(axum::http::HeaderName::from_static("sec-fetch-site")),
         })
     }

@@ -73,6 +73,11 @@ pub async fn sign_in(
     }
     let caller = authenticate(&state.tokens, token).ok_or(DashboardError::SignInNeeded)?;
     let sessions = &state.services.sessions;
+    // A new session id at every sign-in (never one the browser brought),
+    // and the browser's earlier session ends.
+    if let Some(earlier) = jar.get(SESSION_COOKIE) {
+        sessions.sign_out(earlier.value()).await?;
+    }
     let new = sessions.sign_in(&token_digest(token), &caller.name).await?;
     tracing::info!(token = %caller.name, "signed in to the dashboard");
     let jar = jar
@@ -96,5 +101,6 @@ pub async fn sign_out(
 ) -> Result<Response, DashboardError> {
     staff.check_post(&origin, input.csrf.as_deref())?;
     state.services.sessions.sign_out(&staff.session_id).await?;
+    tracing::info!(token = staff.name(), "signed out of the dashboard");
     Ok((jar.remove(session::removal(SESSION_COOKIE)), Redirect::to("/dashboard/sign-in")).into_response())
 }

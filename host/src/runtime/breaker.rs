@@ -67,6 +67,26 @@ pub struct CallPass {
     recorded: bool,
 }
 
+/// Where the circuit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitState {
+    Closed,
+    HalfOpen,
+    Open,
+}
+
+impl CircuitState {
+    /// The value of the `fulfillment_module_circuit_breaker_state` gauge: 0
+    /// closed, 1 half-open, 2 open.
+    pub fn gauge_value(self) -> i64 {
+        match self {
+            CircuitState::Closed => 0,
+            CircuitState::HalfOpen => 1,
+            CircuitState::Open => 2,
+        }
+    }
+}
+
 /// The breaker as `GET /api/v1/modules` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BreakerView {
@@ -130,6 +150,16 @@ impl CircuitBreaker {
                 failures: state.consecutive_failures,
                 retry_in: Duration::ZERO,
             },
+        }
+    }
+
+    /// Where the circuit is now (open until a call after its cool-down
+    /// makes it half-open).
+    pub fn state(&self) -> CircuitState {
+        match Self::lock(&self.state).phase {
+            Phase::Closed => CircuitState::Closed,
+            Phase::HalfOpen { .. } => CircuitState::HalfOpen,
+            Phase::Open { .. } => CircuitState::Open,
         }
     }
 

@@ -22,12 +22,14 @@ mod meter;
 mod module;
 mod session;
 mod state;
+mod stats;
 
-pub use breaker::{Admission, BreakerView, CallPass, CircuitBreaker, LineHealth};
+pub use breaker::{Admission, BreakerView, CallPass, CircuitBreaker, CircuitState, LineHealth};
 pub use engine::{DisabledModule, ModuleEngine, Runtime};
-pub use fault::{FaultKind, ModuleFault};
+pub use fault::{FaultCause, FaultKind, ModuleFault};
 pub use host::CredentialSummary;
 pub use meter::TICK;
 pub use load_error::LoadError;
 pub use module::{LoadedModule, ModuleInfo, WILDCARD_PRODUCT_TYPE};
 pub use session::{LineResult, ModuleSession, RevokeResult};
+pub use stats::{CALL_SECONDS_BUCKETS, CallStats, FunctionSnapshot, ModuleFunction, ModuleStats};

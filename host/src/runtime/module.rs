@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Component;
@@ -9,11 +10,12 @@ use wasmtime::component::Component;
 use super::bindings::{FulfillmentModulePre, REQUIRED_EXPORTS};
 use super::breaker::CircuitBreaker;
 use super::engine::Shared;
-use super::fault::FaultKind;
+use super::fault::FaultCause;
 use super::host::{ConfigCtx, HttpCtx, HttpPolicy, LogCtx};
 use super::limiter::GrowthLimiter;
 use super::meter::CallMeter;
 use super::session::ModuleSession;
+use super::stats::{CallStats, ModuleFunction, ModuleStats};
 use super::state::HostState;
 use super::{LoadError, ModuleFault};
 use crate::settings::{ModuleLimits, ModuleSettings, Sha256Digest};
@@ -84,6 +86,8 @@ pub struct LoadedModule {
     /// One permit per order the module may work on at once (`max_in_flight`).
     slots: Arc<Semaphore>,
     breaker: CircuitBreaker,
+    /// Its calls since start, recorded by its sessions.
+    stats: ModuleStats,
     shared: Arc<Shared>,
 }
 
@@ -145,6 +149,7 @@ impl LoadedModule {
             limits: settings.limits.clone(),
             slots: Arc::new(Semaphore::new(settings.limits.max_in_flight.get() as usize)),
             breaker: CircuitBreaker::new(settings.circuit_breaker.clone()),
+            stats: ModuleStats::default(),
             shared,
         };
         let describe_error = |fault: ModuleFault| LoadError::Describe {
@@ -198,6 +203,19 @@ impl LoadedModule {
         &self.breaker
     }
 
+    /// The module's calls since start, by function, and its faults by
+    /// cause: what `GET /metrics` encodes.
+    pub fn stats(&self) -> &ModuleStats {
+        &self.stats
+    }
+
+    /// The summary of the module's calls since start (counts, and p50/p99
+    /// estimated from the duration histogram's buckets as Prometheus'
+    /// `histogram_quantile` does): what `GET /api/v1/modules` shows.
+    pub fn call_stats(&self) -> CallStats {
+        self.stats.call_stats()
+    }
+
     /// How many orders the module is working on now.
     pub fn in_flight(&self) -> usize {
         (self.limits.max_in_flight.get() as usize).saturating_sub(self.slots.available_permits())
@@ -205,16 +223,24 @@ impl LoadedModule {
 
     /// A fresh store and instance of the module for work on `order_number`,
     /// once one of its in-flight slots is free (waiting at most `wall_ms`).
+    /// The instantiation counts as a call (`instantiate`) in the module's
+    /// statistics, the wait for the slot included.
     pub async fn session(&self, order_number: &str) -> Result<ModuleSession<'_>, ModuleFault> {
-        let slot = self.take_slot().await?;
-        let state = HostState::new(
-            LogCtx::new(&self.name, order_number, self.limits.log_bytes as usize),
-            self.config.clone(),
-            HttpCtx::new(self.shared.http_client.clone(), self.http_policy.clone(), &self.name),
-            GrowthLimiter::new(self.limits.memory_bytes, self.limits.table_elements),
-            CallMeter::new(self.limits.cpu()),
-        );
-        ModuleSession::start(self, self.shared.engine.engine(), &self.pre, state, slot).await
+        let started = Instant::now();
+        let session = async {
+            let slot = self.take_slot().await?;
+            let state = HostState::new(
+                LogCtx::new(&self.name, order_number, self.limits.log_bytes as usize),
+                self.config.clone(),
+                HttpCtx::new(self.shared.http_client.clone(), self.http_policy.clone(), &self.name),
+                GrowthLimiter::new(self.limits.memory_bytes, self.limits.table_elements),
+                CallMeter::new(self.limits.cpu()),
+            );
+            ModuleSession::start(self, self.shared.engine.engine(), &self.pre, state, slot).await
+        }
+        .await;
+        self.stats.record(ModuleFunction::Instantiate, started.elapsed(), session.as_ref().err());
+        session
     }
 
     async fn take_slot(&self) -> Result<OwnedSemaphorePermit, ModuleFault> {
@@ -222,11 +248,11 @@ impl LoadedModule {
         match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(slot)) => Ok(slot),
             // The semaphore is never closed; say so rather than panic.
-            Ok(Err(_)) => Err(ModuleFault::new(&self.name, "instantiate", FaultKind::Failed, "its in-flight slots are closed".into())),
+            Ok(Err(_)) => Err(ModuleFault::new(&self.name, "instantiate", FaultCause::Error, "its in-flight slots are closed".into())),
             Err(_) => Err(ModuleFault::new(
                 &self.name,
                 "instantiate",
-                FaultKind::TimedOut,
+                FaultCause::NoSlot,
                 format!(
                     "found no free slot within {} ms (wall_ms): it is already working on {} orders (max_in_flight)",
                     wait.as_millis(),

@@ -2,15 +2,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Engine, Store};
 
 use super::bindings::{FulfillmentModule, FulfillmentModulePre, types as wit};
-use super::fault::FaultKind;
+use super::fault::FaultCause;
 use super::meter::CallMeter;
 use super::module::{LoadedModule, ModuleInfo};
 use super::state::HostState;
+use super::stats::ModuleFunction;
 use super::{ModuleFault, convert};
 use crate::settings::ModuleLimits;
 use crate::model::{Line, LineId, LineStatus, Order};
@@ -108,7 +110,7 @@ impl<'m> ModuleSession<'m> {
             return Ok(());
         }
         let reason = format!("returned {bytes} bytes of output, over its limit of {limit} bytes (output_bytes); none of it is used");
-        Err(ModuleFault::new(self.module.name(), call, FaultKind::Failed, reason))
+        Err(ModuleFault::new(self.module.name(), call, FaultCause::OutputTooLarge, reason))
     }
 
     fn wit_order(&mut self, order: &Order) -> wit::Order {
@@ -122,7 +124,19 @@ impl<'m> ModuleSession<'m> {
         }
     }
 
+    /// Counts a call that started at `started` in the module's statistics.
+    fn recorded<T>(&self, function: ModuleFunction, started: Instant, result: Result<T, ModuleFault>) -> Result<T, ModuleFault> {
+        self.module.stats().record(function, started.elapsed(), result.as_ref().err());
+        result
+    }
+
     pub(super) async fn describe(&mut self) -> Result<ModuleInfo, ModuleFault> {
+        let started = Instant::now();
+        let result = self.call_describe().await;
+        self.recorded(ModuleFunction::Describe, started, result)
+    }
+
+    async fn call_describe(&mut self) -> Result<ModuleInfo, ModuleFault> {
         self.refuel("describe")?;
         let info = self
             .meter
@@ -140,6 +154,12 @@ impl<'m> ModuleSession<'m> {
 
     /// Whether the module claims `line`.
     pub async fn supports_line(&mut self, order: &Order, line: &Line) -> Result<bool, ModuleFault> {
+        let started = Instant::now();
+        let result = self.call_supports_line(order, line).await;
+        self.recorded(ModuleFunction::SupportsLine, started, result)
+    }
+
+    async fn call_supports_line(&mut self, order: &Order, line: &Line) -> Result<bool, ModuleFault> {
         self.refuel("supports-line")?;
         let wit_order = self.wit_order(order);
         let wit_line = convert::line(order, line);
@@ -153,6 +173,16 @@ impl<'m> ModuleSession<'m> {
     /// Fulfills `lines`; returns what the module answered, line id by line
     /// id, exactly as it answered (the caller checks it against `lines`).
     pub async fn fulfill_product(
+        &mut self,
+        order: &Order,
+        lines: &[&Line],
+    ) -> Result<Vec<(LineId, LineResult)>, ModuleFault> {
+        let started = Instant::now();
+        let result = self.call_fulfill_product(order, lines).await;
+        self.recorded(ModuleFunction::FulfillProduct, started, result)
+    }
+
+    async fn call_fulfill_product(
         &mut self,
         order: &Order,
         lines: &[&Line],
@@ -189,6 +219,12 @@ impl<'m> ModuleSession<'m> {
 
     /// Asks the module to revoke `line`.
     pub async fn revoke_line(&mut self, order: &Order, line: &Line) -> Result<RevokeResult, ModuleFault> {
+        let started = Instant::now();
+        let result = self.call_revoke_line(order, line).await;
+        self.recorded(ModuleFunction::RevokeLine, started, result)
+    }
+
+    async fn call_revoke_line(&mut self, order: &Order, line: &Line) -> Result<RevokeResult, ModuleFault> {
         self.refuel("revoke-line")?;
         let wit_order = self.wit_order(order);
         let wit_line = convert::line(order, line);

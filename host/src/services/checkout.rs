@@ -27,6 +27,7 @@ use sqlx::AnyConnection;
 
 use super::{OrderError, validate};
 use crate::model::{Currency, Line, LineStatus, Money, Order, OrderStatus, Product, User};
+use crate::metrics::{Metrics, PaymentOutcome};
 use crate::payments::{PaymentError, Payments, Receipt};
 use crate::queue::JobQueue;
 use crate::settings::{FulfillmentMode, OrderSettings};
@@ -151,16 +152,26 @@ pub struct CheckoutService {
     queue: JobQueue,
     settings: OrderSettings,
     mode: FulfillmentMode,
+    /// Counts payment outcomes and orders placed.
+    metrics: Metrics,
 }
 
 impl CheckoutService {
-    pub fn new(db: Database, payments: Payments, queue: JobQueue, settings: OrderSettings, mode: FulfillmentMode) -> CheckoutService {
+    pub fn new(
+        db: Database,
+        payments: Payments,
+        queue: JobQueue,
+        settings: OrderSettings,
+        mode: FulfillmentMode,
+        metrics: Metrics,
+    ) -> CheckoutService {
         CheckoutService {
             db,
             payments,
             queue,
             settings,
             mode,
+            metrics,
         }
     }
 
@@ -468,6 +479,7 @@ impl CheckoutService {
                 Err(_) => {
                     // Unknown: the checkout stays pending, and its job asks
                     // the processor again.
+                    self.metrics.payment(processor, PaymentOutcome::Unknown);
                     transaction.rollback().await?;
                     self.bring_forward(checkout_id).await;
                     return Err(OrderError::CheckoutPending {
@@ -483,14 +495,18 @@ impl CheckoutService {
             other => other,
         };
         let receipt = match charged {
-            Ok(receipt) => receipt,
+            Ok(receipt) => {
+                self.metrics.payment(processor, PaymentOutcome::Authorized);
+                receipt
+            }
             // Nothing moved: a decline, a processor that failed before
             // charging, a payment this processor does not take.
             Err(error) => {
-                let event = match &error {
-                    PaymentError::Declined(_) => "Declined",
-                    _ => "Error",
+                let (event, outcome) = match &error {
+                    PaymentError::Declined(_) => ("Declined", PaymentOutcome::Declined),
+                    _ => ("Error", PaymentOutcome::Failed),
                 };
+                self.metrics.payment(processor, outcome);
                 storage::insert_payment_event(&mut transaction, checkout.payment_source_id, event, 0, &error.to_string()).await?;
                 storage::set_payment_state(&mut transaction, checkout.payment_source_id, storage::SourceState::Refused).await?;
                 storage::mark_checkout_unpaid(&mut transaction, checkout_id, CheckoutState::Declined, &error.to_string()).await?;
@@ -519,6 +535,7 @@ impl CheckoutService {
         };
         match committed {
             Ok((order, job)) => {
+                self.metrics.order_placed();
                 tracing::info!(order = %order.order.number, total = %order.order.total, "order placed");
                 if job.is_none() {
                     self.queue.wake();
@@ -664,6 +681,7 @@ impl CheckoutService {
             .payments
             .find_charge(&checkout.processor, &charge_key(checkout.id))
             .map_err(OrderError::Payment)?;
+        let placed = found.is_some();
         match found {
             Some(receipt) => {
                 let intent: CheckoutIntent = serde_json::from_str(&checkout.request)
@@ -686,6 +704,9 @@ impl CheckoutService {
             return Err(OrderError::Conflict(format!("lost the lease of checkout {}'s job", checkout.id)));
         }
         transaction.commit().await?;
+        if placed {
+            self.metrics.order_placed();
+        }
         self.queue.wake();
         Ok(())
     }

@@ -18,6 +18,7 @@ use super::fulfillment::{AttemptBy, FulfillmentService};
 use super::refunds::RefundService;
 use super::OrderError;
 use super::retry_policy::RetryPolicy;
+use crate::metrics::Metrics;
 use crate::queue::JobQueue;
 use crate::storage::{ClaimedJob, JobKind};
 
@@ -46,6 +47,8 @@ pub struct Executor {
     retry: RetryPolicy,
     /// The jobs started for requests, so that a shutdown waits for them.
     started: TaskTracker,
+    /// Counts the runs by kind.
+    metrics: Metrics,
 }
 
 impl Executor {
@@ -55,6 +58,7 @@ impl Executor {
         fulfillment: FulfillmentService,
         refunds: RefundService,
         retry: RetryPolicy,
+        metrics: Metrics,
     ) -> Executor {
         Executor {
             queue,
@@ -63,6 +67,7 @@ impl Executor {
             refunds,
             retry,
             started: TaskTracker::new(),
+            metrics,
         }
     }
 
@@ -117,6 +122,7 @@ impl Executor {
     /// database outage, say) is due again after the retry policy's backoff
     /// for its attempt.
     async fn run(&self, job: &ClaimedJob, by: AttemptBy) -> bool {
+        self.metrics.job_attempt(job.kind);
         let work = async {
             match job.kind {
                 JobKind::Checkout => self.checkout.complete(job).await,

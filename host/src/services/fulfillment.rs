@@ -6,6 +6,7 @@ use super::OrderError;
 use super::retry_policy::{Next, RetryPolicy};
 use crate::dispatch::{self, DispatchReport};
 use crate::model::{NoteKind, Order, OrderNote, OrderStatus};
+use crate::metrics::Metrics;
 use crate::queue::JobQueue;
 use crate::runtime::Runtime;
 use crate::settings::{FulfillmentMode, FulfillmentSettings};
@@ -30,15 +31,24 @@ pub struct FulfillmentService {
     runtime: Arc<Runtime>,
     queue: JobQueue,
     settings: FulfillmentSettings,
+    /// Counts attempts' durations, orders' final statuses and give-ups.
+    metrics: Metrics,
 }
 
 impl FulfillmentService {
-    pub fn new(db: Database, runtime: Arc<Runtime>, queue: JobQueue, settings: FulfillmentSettings) -> FulfillmentService {
+    pub fn new(
+        db: Database,
+        runtime: Arc<Runtime>,
+        queue: JobQueue,
+        settings: FulfillmentSettings,
+        metrics: Metrics,
+    ) -> FulfillmentService {
         FulfillmentService {
             db,
             runtime,
             queue,
             settings,
+            metrics,
         }
     }
 
@@ -64,8 +74,12 @@ impl FulfillmentService {
         // Attempts whose host died before storing them count too: a job
         // that keeps killing its hosts is given up, not retried forever.
         let exhausted = by == AttemptBy::Queue && job.attempts > policy.max_retries.saturating_add(1);
+        let prior_status = stored.order.status;
         let report = if stored.order.status.is_fulfillable() && !exhausted {
-            Some(dispatch::fulfill_order(&self.runtime, &mut stored.order).await?)
+            let started = std::time::Instant::now();
+            let report = dispatch::fulfill_order(&self.runtime, &mut stored.order).await?;
+            self.metrics.fulfillment_attempt(started.elapsed());
+            Some(report)
         } else {
             None
         };
@@ -100,6 +114,13 @@ impl FulfillmentService {
             )));
         }
         transaction.commit().await?;
+        let status = stored.order.status;
+        if status != prior_status && matches!(status, OrderStatus::Complete | OrderStatus::FulfillmentError) {
+            self.metrics.order_finished(status);
+        }
+        if state == JobState::GaveUp && by == AttemptBy::Queue {
+            self.metrics.job_given_up();
+        }
         tracing::info!(order = %number, attempt = job.attempts, state = state.as_str(), retry_in_ms, "fulfillment attempt done");
         Ok(report)
     }

@@ -46,10 +46,11 @@ pub use staff::{StaffActions, Waited, by_deadline};
 /// The records the services hand out, as storage reads them: the API sees
 /// them through here, never through `storage`.
 pub use crate::storage::{
-    AttemptRecord, CatalogProduct, JobRecord, JobState, OrderFilter, OrderScope, PaymentEventRecord, PaymentRecord, RefundRecord,
+    AttemptRecord, CatalogProduct, CreditState, JobRecord, JobState, OrderFilter, OrderScope, PaymentEventRecord, PaymentRecord, RefundRecord,
     SessionRecord, StoredOrder,
 };
 
+use crate::metrics::Metrics;
 use crate::payments::Payments;
 use crate::queue::JobQueue;
 use crate::runtime::Runtime;
@@ -71,6 +72,9 @@ pub struct Services {
     pub db: Database,
     pub payments: Payments,
     pub settings: FulfillmentSettings,
+    /// This host's metrics (`GET /metrics`), recorded by the services and
+    /// the API.
+    pub metrics: Metrics,
 }
 
 impl Services {
@@ -83,11 +87,13 @@ impl Services {
         dashboard: &DashboardSettings,
     ) -> Services {
         let queue = JobQueue::new(db.clone(), fulfillment.lease());
-        let checkout = CheckoutService::new(db.clone(), payments.clone(), queue.clone(), orders, fulfillment.mode);
-        let fulfillment_service = FulfillmentService::new(db.clone(), runtime.clone(), queue.clone(), fulfillment.clone());
+        let metrics = Metrics::new(runtime.clone());
+        let checkout = CheckoutService::new(db.clone(), payments.clone(), queue.clone(), orders, fulfillment.mode, metrics.clone());
+        let fulfillment_service =
+            FulfillmentService::new(db.clone(), runtime.clone(), queue.clone(), fulfillment.clone(), metrics.clone());
         let refunds = RefundService::new(db.clone(), runtime, payments.clone(), queue.clone());
         let retry = RetryPolicy::from_settings(&fulfillment);
-        let executor = Executor::new(queue, checkout.clone(), fulfillment_service.clone(), refunds.clone(), retry);
+        let executor = Executor::new(queue, checkout.clone(), fulfillment_service.clone(), refunds.clone(), retry, metrics.clone());
         let orders = OrderQueries::new(db.clone());
         let staff = StaffActions::new(
             executor.clone(),
@@ -108,6 +114,7 @@ impl Services {
             db,
             payments,
             settings: fulfillment,
+            metrics,
         }
     }
 

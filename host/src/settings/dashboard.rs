@@ -16,6 +16,28 @@ pub struct DashboardSettings {
     /// list, as a `Fulfillment Error` does: its fulfillment should have
     /// ended by then.
     pub open_too_long_minutes: NonZeroU64,
+    /// The origin browsers reach the dashboard at (`https://ops.example.com`),
+    /// when it is not the `Host` the server sees: behind a proxy. A form
+    /// post whose `Origin` is not this one is refused (CSRF). Unset: the
+    /// origin is `http://` and the request's `Host`.
+    #[serde(deserialize_with = "origin")]
+    pub public_origin: Option<String>,
+}
+
+/// `scheme://host[:port]`, without a path.
+fn origin<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    let Some(text) = text else { return Ok(None) };
+    let text = text.trim_end_matches('/').to_string();
+    let valid = ["http://", "https://"]
+        .iter()
+        .any(|scheme| text.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty() && !rest.contains('/')));
+    if !valid {
+        return Err(serde::de::Error::custom(format!(
+            "public_origin `{text}` is not an origin: scheme://host[:port], no path (https://ops.example.com)"
+        )));
+    }
+    Ok(Some(text))
 }
 
 impl Default for DashboardSettings {
@@ -23,6 +45,7 @@ impl Default for DashboardSettings {
         DashboardSettings {
             session_minutes: NonZeroU64::new(8 * 60).unwrap_or(NonZeroU64::MIN),
             open_too_long_minutes: NonZeroU64::new(15).unwrap_or(NonZeroU64::MIN),
+            public_origin: None,
         }
     }
 }

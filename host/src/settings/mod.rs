@@ -13,6 +13,7 @@ mod fulfillment;
 mod limits;
 mod module;
 mod service;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,7 @@ pub use service::{
     ApiSettings, DatabaseSettings, OrderAccess, OrderSettings, PaymentSettings, ProductSettings, Role, ServerSettings,
     TokenSettings,
 };
+pub use telemetry::{LogFormat, LoggingSettings, MetricsSettings};
 
 /// The whole settings file.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct Settings {
     pub api: ApiSettings,
     pub dashboard: DashboardSettings,
     pub products: Vec<ProductSettings>,
+    pub metrics: MetricsSettings,
+    pub logging: LoggingSettings,
 }
 
 /// The file as written, before paths are resolved.
@@ -70,6 +74,10 @@ struct SettingsFile {
     dashboard: DashboardSettings,
     #[serde(default)]
     products: Vec<ProductSettings>,
+    #[serde(default)]
+    metrics: MetricsSettings,
+    #[serde(default)]
+    logging: LoggingSettings,
 }
 
 impl Settings {
@@ -130,6 +138,8 @@ impl Settings {
             api: file.api,
             dashboard: file.dashboard,
             products: file.products,
+            metrics: file.metrics,
+            logging: file.logging,
         })
     }
 

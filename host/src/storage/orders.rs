@@ -66,7 +66,9 @@ pub async fn insert_order(connection: &mut AnyConnection, stored: &StoredOrder) 
     .bind(order.status.as_str())
     .bind(stored.payment_source_id)
     .bind(stored.placed_by.as_deref())
-    .bind(now_ms())
+    // When it was placed, to the millisecond: the dashboard filters by
+    // this column and shows `date_placed`, and the two must agree.
+    .bind(i64::try_from(order.date_placed.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
     .fetch_one(&mut *connection)
     .await?;
     let order_id: i64 = row.try_get("id")?;
