@@ -15,7 +15,8 @@
 //!   `services` and `api`; reads `runtime`'s own per-module counters);
 //! - [`jobs`]: the workers that run the queue (use `services`);
 //! - [`api`]: the HTTP API (uses `services`); [`app`]: all of it assembled;
-//! - [`text`]: module-controlled text made safe for terminals and logs.
+//! - [`text`]: module-controlled text made safe for terminals and logs;
+//!   [`logging`]: the log, as text or JSON lines.
 //!
 //! `dispatch` uses `runtime`; nothing below calls upward. The binary
 //! (`main.rs`, `cli/`) is a thin shell over these.
@@ -24,6 +25,7 @@ pub mod api;
 pub mod app;
 pub mod dispatch;
 pub mod jobs;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod payments;

@@ -16,6 +16,7 @@ mod enrollment;
 mod entitlement;
 mod faults;
 mod lanes;
+mod logs;
 mod metrics;
 mod loading;
 mod money;

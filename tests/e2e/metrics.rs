@@ -95,9 +95,12 @@ impl Scrape {
     }
 }
 
+/// A sample's name, its labels, and how much it should move.
+type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 /// How much each listed sample moved from `before` to `after`, next to
 /// what it should have: (sample, moved, expected) for those that differ.
-fn moved_wrongly(before: &Scrape, after: &Scrape, expected: &[(&str, &[(&str, &str)], f64)]) -> Vec<String> {
+fn moved_wrongly(before: &Scrape, after: &Scrape, expected: &[Expected<'_>]) -> Vec<String> {
     expected
         .iter()
         .filter_map(|(name, labels, by)| {
