@@ -102,6 +102,14 @@ impl Browser {
     }
 }
 
+/// A forged form post: what it pretends.
+struct Forgery {
+    what: &'static str,
+    origin: Option<String>,
+    csrf: Option<String>,
+    fetch_site: Option<&'static str>,
+}
+
 /// The value of the first `name="csrf"` hidden field.
 fn hidden_csrf(html: &str) -> Option<String> {
     let start = html.find(r#"name="csrf" value=""#)? + r#"name="csrf" value=""#.len();
@@ -207,31 +215,37 @@ async fn a_post_without_the_sessions_csrf_token_or_from_another_origin_changes_n
     let wrong = "0".repeat(64);
     let own = browser.origin.clone();
     let other_scheme = format!("https{}", own.trim_start_matches("http"));
-    let forgeries: [(&str, Option<&str>, &[(&str, &str)]); 8] = [
-        ("no token", Some(&own), &[]),
-        ("another session's token", Some(&own), &[("csrf", &wrong)]),
-        ("another origin", Some("http://evil.example"), &[("csrf", &csrf)]),
-        ("another port", Some("http://127.0.0.1:1"), &[("csrf", &csrf)]),
-        ("another scheme", Some(&other_scheme), &[("csrf", &csrf)]),
-        ("an opaque origin", Some("null"), &[("csrf", &csrf)]),
-        ("a cross-site fetch", None, &[("csrf", &csrf), ("sec-fetch-site", "cross-site")]),
-        ("a same-site fetch", None, &[("csrf", &csrf), ("sec-fetch-site", "same-site")]),
+    let forgery = |what, origin: Option<&str>, csrf: Option<&str>, fetch_site: Option<&'static str>| Forgery {
+        what,
+        origin: origin.map(str::to_string),
+        csrf: csrf.map(str::to_string),
+        fetch_site,
+    };
+    let forgeries = [
+        forgery("no token", Some(&own), None, None),
+        forgery("another session's token", Some(&own), Some(&wrong), None),
+        forgery("another origin", Some("http://evil.example"), Some(&csrf), None),
+        forgery("another port", Some("http://127.0.0.1:1"), Some(&csrf), None),
+        forgery("another scheme", Some(&other_scheme), Some(&csrf), None),
+        forgery("an opaque origin", Some("null"), Some(&csrf), None),
+        forgery("a cross-site fetch", None, Some(&csrf), Some("cross-site")),
+        forgery("a same-site fetch", None, Some(&csrf), Some("same-site")),
     ];
     for (path, fields) in &posts {
-        for (what, origin, extra) in &forgeries {
+        for forged in &forgeries {
             let mut form: Vec<(&str, &str)> = fields.clone();
-            let mut request = browser.http.post(format!("{}{path}", browser.origin));
-            for (name, value) in extra.iter() {
-                if *name == "sec-fetch-site" {
-                    request = request.header("Sec-Fetch-Site", *value);
-                } else {
-                    form.push((name, value));
-                }
+            if let Some(csrf) = &forged.csrf {
+                form.push(("csrf", csrf));
             }
-            if let Some(origin) = origin {
-                request = request.header("Origin", *origin);
+            let mut request = browser.http.post(format!("{}{path}", browser.origin)).form(&form);
+            if let Some(origin) = &forged.origin {
+                request = request.header("Origin", origin);
             }
-            let page = browser.send(request.form(&form)).await;
+            if let Some(site) = forged.fetch_site {
+                request = request.header("Sec-Fetch-Site", site);
+            }
+            let what = forged.what;
+            let page = browser.send(request).await;
             assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}, {what}: {}", page.html);
             assert!(page.html.contains("CSRF"), "{path}, {what}: {}", page.html);
             assert!(page.set_cookies.is_empty(), "{path}, {what}");
