@@ -17,7 +17,8 @@
 //! - [`api`]: the HTTP API (uses `services`); [`dashboard`]: the operator
 //!   dashboard's pages, served beside it (uses `services`); [`app`]: all of
 //!   it assembled;
-//! - [`text`]: module-controlled text made safe for terminals and logs.
+//! - [`text`]: module-controlled text made safe for terminals and logs;
+//!   [`logging`]: the log, as text or JSON lines.
 //!
 //! `dispatch` uses `runtime`; nothing below calls upward. The binary
 //! (`main.rs`, `cli/`) is a thin shell over these.
@@ -27,6 +28,7 @@ pub mod app;
 pub mod dashboard;
 pub mod dispatch;
 pub mod jobs;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod payments;

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use fulfillment_host::settings::LogFormat;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -13,18 +14,19 @@ async fn main() -> ExitCode {
     // The fail points named in FAILPOINTS (crash tests only; see Cargo.toml).
     #[cfg(feature = "failpoints")]
     let _fail_points = fail::FailScenario::setup();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.default_log_filter())),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(colours_on_stderr())
-        .init();
+    // The format is known before the settings are loaded: the flag, or
+    // `[logging]` read on its own from the settings file.
+    let log_format = args.log_format();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.default_log_filter()));
+    fulfillment_host::logging::init(log_format, filter, colours_on_stderr());
     match cli::run(args).await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            match log_format {
+                LogFormat::Text => eprintln!("error: {error:#}"),
+                LogFormat::Json => tracing::error!(error = format!("{error:#}"), "the command failed"),
+            }
             ExitCode::from(cli::EXIT_ERROR)
         }
     }

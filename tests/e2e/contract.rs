@@ -341,6 +341,13 @@ impl Contract {
                 self.failures.push(format!("{what}: content type `{content_type}`"));
             }
             self.validate(&what, &schema.clone(), body);
+        } else if let Some(declared) = response["content"].as_object().and_then(|content| content.keys().next()) {
+            // A body that is not JSON (the text of /metrics): its content
+            // type is the declared one.
+            let content_type = headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or_default();
+            if content_type != declared {
+                self.failures.push(format!("{what}: content type `{content_type}`, declared `{declared}`"));
+            }
         } else if !body.is_null() {
             self.failures.push(format!("{what}: declares no body but answered {body}"));
         }
@@ -393,6 +400,10 @@ async fn every_answer_is_declared_in_the_openapi_document(db: Db) {
     c.check(&app, Method::GET, "/healthz", "/healthz", None, None).await;
     c.check(&app, Method::GET, "/readyz", "/readyz", None, None).await;
     c.check(&app, Method::GET, "/api/v1/openapi.json", "/api/v1/openapi.json", None, None).await;
+    for (token, expected) in [(admin, StatusCode::OK), (shop, StatusCode::FORBIDDEN), (None, StatusCode::UNAUTHORIZED)] {
+        let (status, _) = c.check(&app, Method::GET, "/metrics", "/metrics", token, None).await;
+        assert_eq!(status, expected);
+    }
 
     // Orders.
     let orders = "/api/v1/orders";

@@ -19,6 +19,8 @@ mod enrollment;
 mod entitlement;
 mod faults;
 mod lanes;
+mod logs;
+mod metrics;
 mod loading;
 mod money;
 mod payments;

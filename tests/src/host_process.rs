@@ -36,8 +36,9 @@ pub struct HostProcess {
 
 impl HostProcess {
     /// Starts `fulfillment-host --settings SETTINGS ARGS...`; for `serve`,
-    /// waits (up to 60 s) until it says where it listens. It logs at `warn`,
-    /// or at what `FULFILLMENT_TEST_HOST_LOG` says (`info` to see every call).
+    /// waits (up to 60 s) until it says where it listens (a JSON log says it
+    /// at `info`). It logs at `warn`, or at what `FULFILLMENT_TEST_HOST_LOG`
+    /// says (`info` to see every call).
     pub fn start(settings: &Path, args: &[&str]) -> HostProcess {
         HostProcess::start_with_env(settings, args, &[])
     }
@@ -72,7 +73,12 @@ impl HostProcess {
         };
         if args.first() == Some(&"serve") {
             let line = process.wait_for_line("listening on ", Duration::from_secs(60));
-            process.url = line.split("listening on ").nth(1).map(str::to_string);
+            // The banner, or the JSON log line that carries it (`"` ends it).
+            process.url = line
+                .split("listening on ")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .map(str::to_string);
         }
         process
     }

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use fulfillment_host::settings::{ModuleName, ModuleSettings, Settings};
+use fulfillment_host::settings::{LogFormat, ModuleName, ModuleSettings, Settings};
 
 /// Exit code for an error that stopped the command (bad settings, a module
 /// that does not load, an unreadable order).
@@ -34,6 +34,10 @@ pub struct Cli {
     /// the module's own log lines without it.
     #[arg(long, short, global = true)]
     verbose: bool,
+    /// `text` or `json` (one JSON object a line); overrides `[logging]
+    /// format` of the settings.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +64,12 @@ enum Command {
 }
 
 impl Cli {
+    /// The log's format: `--log-format`, else `[logging] format` of the
+    /// settings file, else text.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.or_else(|| Settings::log_format_in(&self.settings)).unwrap_or_default()
+    }
+
     /// The log filter when RUST_LOG is not set. `run-module` shows every
     /// log line of the module it runs (target `module`): that is what a
     /// plugin author runs it for.
@@ -75,12 +85,13 @@ impl Cli {
 
 /// Runs the command; the exit code says how it went.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let log_format = cli.log_format();
     match cli.command {
         Command::Check(args) => check::run(&cli.settings, args).await,
         Command::RunModule(args) => run_module::run(&cli.settings, args).await,
         Command::Dispatch(args) => dispatch::run(&cli.settings, args).await,
         Command::Modules(args) => modules::run(&cli.settings, args).await,
-        Command::Serve(args) => serve::run(&cli.settings, args).await,
+        Command::Serve(args) => serve::run(&cli.settings, args, log_format).await,
         Command::Worker(args) => worker::run(&cli.settings, args).await,
     }
 }

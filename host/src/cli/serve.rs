@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use fulfillment_host::app::Application;
-use fulfillment_host::settings::Settings;
+use fulfillment_host::settings::{LogFormat, Settings};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,7 +17,7 @@ pub struct Args {
     database: Option<String>,
 }
 
-pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(settings_path: &Path, args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let mut settings = Settings::load(settings_path)?;
     if let Some(bind) = args.bind {
         settings.server.bind = bind;
@@ -27,8 +27,14 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     let app = Application::build(&settings).await?;
     let address = app.local_addr()?;
-    tracing::info!(%address, "listening");
-    eprintln!("fulfillment-host listening on http://{address}");
+    match log_format {
+        LogFormat::Text => {
+            tracing::info!(%address, "listening");
+            eprintln!("fulfillment-host listening on http://{address}");
+        }
+        // Every line of a JSON log is JSON: the banner is a log line too.
+        LogFormat::Json => tracing::info!(%address, "fulfillment-host listening on http://{address}"),
+    }
     app.run_until(super::shutdown::signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -105,8 +105,9 @@ pub struct FunctionSnapshot {
     pub function: ModuleFunction,
     pub calls: u64,
     pub sum_seconds: f64,
-    /// Cumulative `(upper bound in seconds, calls at most that long)`, the
-    /// last bound `f64::INFINITY`: as a Prometheus histogram has them.
+    /// `(upper bound in seconds, calls in this bucket)`: not cumulative
+    /// (the calls longer than the bound before, and at most this one), the
+    /// last bound `f64::INFINITY`, as `prometheus-client` encodes them.
     pub buckets: Vec<(f64, u64)>,
 }
 
@@ -144,7 +145,7 @@ impl ModuleStats {
             function,
             calls: counts.iter().sum(),
             sum_seconds: stats.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
-            buckets: cumulative(&counts),
+            buckets: bounds().zip(counts).collect(),
         }
     }
 
@@ -176,11 +177,15 @@ impl ModuleStats {
     }
 }
 
+/// The buckets' upper bounds, `+Inf` last.
+fn bounds() -> impl Iterator<Item = f64> {
+    CALL_SECONDS_BUCKETS.iter().copied().chain(std::iter::once(f64::INFINITY))
+}
+
 /// `(bound, calls at most that long)` from per-bucket counts.
 fn cumulative(counts: &[u64]) -> Vec<(f64, u64)> {
-    let bounds = CALL_SECONDS_BUCKETS.iter().copied().chain(std::iter::once(f64::INFINITY));
     let mut running = 0;
-    bounds
+    bounds()
         .zip(counts)
         .map(|(bound, count)| {
             running += count;
@@ -232,8 +237,9 @@ mod tests {
 
         let fulfill = stats.function(ModuleFunction::FulfillProduct);
         assert_eq!(fulfill.calls, 4);
-        assert_eq!(fulfill.buckets.last(), Some(&(f64::INFINITY, 4)));
-        assert_eq!(fulfill.buckets.iter().find(|(bound, _)| *bound == 30.0), Some(&(30.0, 3)), "60 s is over every bound");
+        assert_eq!(fulfill.buckets.last(), Some(&(f64::INFINITY, 1)), "60 s is over every bound");
+        assert_eq!(fulfill.buckets.iter().find(|(bound, _)| *bound == 0.0025), Some(&(0.0025, 2)));
+        assert_eq!(fulfill.buckets.iter().map(|(_, count)| count).sum::<u64>(), 4);
         assert!((fulfill.sum_seconds - 60.034).abs() < 1e-6, "{}", fulfill.sum_seconds);
         assert_eq!(stats.function(ModuleFunction::SupportsLine).calls, 1);
         assert_eq!(stats.function(ModuleFunction::RevokeLine).calls, 0);

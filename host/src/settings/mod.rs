@@ -143,6 +143,20 @@ impl Settings {
         })
     }
 
+    /// `[logging] format` of the settings file at `path`, read before the
+    /// log is set up (and so before the whole file is): None when the file
+    /// is missing, or when it or its `[logging]` is broken (the command
+    /// then reports the error when it loads the file).
+    pub fn log_format_in(path: &Path) -> Option<LogFormat> {
+        #[derive(Deserialize)]
+        struct LoggingOnly {
+            #[serde(default)]
+            logging: LoggingSettings,
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        toml::from_str::<LoggingOnly>(&text).ok().map(|file| file.logging.format)
+    }
+
     /// The modules that are enabled, in dispatch order.
     pub fn enabled_modules(&self) -> impl Iterator<Item = &ModuleSettings> {
         self.modules.iter().filter(|module| module.enabled)
