@@ -554,7 +554,6 @@ async fn fits_the_width(browser: &Browser, css: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails with the first dashboard: the status columns are cut off on a phone (reported to the lead); run with --ignored"]
 async fn on_a_phone_the_statuses_show_without_scrolling_a_table() {
     let Some(browser) = Browser::start(Screen::Phone).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -570,7 +569,6 @@ async fn on_a_phone_the_statuses_show_without_scrolling_a_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails with the first dashboard: the modules table is wider than a laptop's window (reported to the lead); run with --ignored"]
 async fn on_a_laptop_every_column_of_the_modules_table_shows() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
