@@ -577,3 +577,46 @@ async fn on_a_laptop_every_column_of_the_modules_table_shows() {
     assert!(fits_the_width(&browser, "table#modules tr[data-module='enrollment'] td.name").await, "the first column fits");
     assert!(fits_the_width(&browser, "table#modules tr[data-module='enrollment'] td.p99").await, "the last column");
 }
+
+/// The cells of the page (as `label: text`) whose content is wider than the
+/// cell itself, so that part of it is cut off or spills over its neighbours.
+async fn cells_that_overflow(browser: &Browser) -> Vec<String> {
+    let script = "return [...document.querySelectorAll('td')]
+        .filter(td => td.scrollWidth > td.clientWidth + 1)
+        .map(td => (td.dataset.label || td.className) + ': ' + td.innerText)";
+    let cells = browser.client.execute(script, vec![]).await.expect("measure the cells");
+    cells.as_array().map(|cells| cells.iter().filter_map(|cell| cell.as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+/// How many lines the first words of element `css` take (1 when the word
+/// is not squeezed into a column of letters).
+async fn lines_of_the_first_text(browser: &Browser, css: &str) -> u64 {
+    browser.find(css).await;
+    let script = "const node = [...document.querySelector(arguments[0]).childNodes].find(n => n.nodeType === 3 && n.textContent.trim());
+        const range = document.createRange(); range.selectNodeContents(node);
+        return new Set([...range.getClientRects()].map(rect => Math.round(rect.top))).size";
+    let lines = browser.client.execute(script, vec![json!(css)]).await.expect("measure a text");
+    lines.as_u64().expect("a number of lines")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails with the dashboard of 16:40: on a phone the modules' limits are cut off and `failed` is squeezed into a column (reported to the lead); run with --ignored"]
+async fn on_a_phone_no_cell_is_cut_off_or_squeezed() {
+    let Some(browser) = Browser::start(Screen::Phone).await else { return };
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.lms.fail_all(503, LMS_FAILURE);
+    let failed = place_order(&app, "alice", "Fulfillment Error").await;
+    sign_in(&browser, &app).await;
+    let mut problems = Vec::new();
+    for page in ["/orders".to_string(), format!("/orders/{}", number(&failed)), "/modules".to_string()] {
+        browser.open(&dashboard(&app, &page)).await;
+        problems.extend(cells_that_overflow(&browser).await.into_iter().map(|cell| format!("{page}: cut off: {cell:?}")));
+    }
+    // The measure itself: a running module's status is one line.
+    assert_eq!(lines_of_the_first_text(&browser, "table#modules tr[data-module='enrollment'] td.status").await, 1);
+    let lines = lines_of_the_first_text(&browser, "table#modules tr[data-module='broken'] td.status").await;
+    if lines != 1 {
+        problems.push(format!("/modules: the broken module's status word takes {lines} lines"));
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
