@@ -20,6 +20,7 @@ use reqwest::header::{COOKIE, LOCATION};
 use serde_json::{Value, json};
 
 use crate::chromium::{Browser, Screen};
+use crate::support;
 use crate::harness::{ADMIN_TOKEN, CHECKOUT_TOKEN, COURSE, Db, TestApp, checkout, statuses};
 
 const LMS_FAILURE: &str = "LMS down for maintenance";
@@ -446,29 +447,70 @@ async fn the_modules_page_shows_every_module_and_the_one_that_failed_to_load() {
     browser.screenshot("modules").await;
 }
 
+/// Two products no shipped module claims, and the test fixture acting out a
+/// fault for each: `gadgets` panics in `fulfill-product` (a trap),
+/// `spinner` spins past its CPU time (a time-out).
+fn faulty_modules() -> String {
+    let gadgets = support::module_entry("gadgets", "misbehaving", &[], &[("claim", "Gadget"), ("behaviour", "trap-in-fulfill")]);
+    let spinner = support::module_entry("spinner", "misbehaving", &[], &[("claim", "Widget"), ("behaviour", "loop")]);
+    let spinner = support::with_limits(spinner, &[("cpu_ms", "20")]);
+    let products = r#"
+[[products]]
+sku = "GADGET"
+product_type = "Gadget"
+title = "Gadget"
+price = "5.00"
+currency = "USD"
+
+[[products]]
+sku = "WIDGET"
+product_type = "Widget"
+title = "Widget"
+price = "5.00"
+currency = "USD"
+"#;
+    format!("{gadgets}\n{spinner}\n{products}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the call statistics come with the metrics branch (host/src/dashboard/modules.rs, MERGE note): remove this then"]
-async fn the_modules_page_counts_a_modules_calls_and_failures() {
+async fn the_modules_page_counts_each_modules_calls_traps_and_time_outs() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
-    let app = TestApp::spawn(Db::Sqlite).await;
+    let app = TestApp::spawn_with(Db::Sqlite, &faulty_modules()).await;
     place_order(&app, "alice", "Complete").await;
-    app.lms.fail_all(503, LMS_FAILURE);
-    place_order(&app, "bob", "Fulfillment Error").await;
+    for sku in ["GADGET", "WIDGET"] {
+        let mut body = checkout("5.00", "tok_success");
+        body["basket"] = json!([{"sku": sku, "quantity": 1}]);
+        let (status, order) = app.place(&body, None).await;
+        assert_eq!((status, &order["status"]), (StatusCode::CREATED, &json!("Fulfillment Error")), "{order}");
+    }
     sign_in(&browser, &app).await;
     browser.open(&dashboard(&app, "/modules")).await;
-    let enrollment = "table#modules tr[data-module='enrollment']";
-    let count = async |name: &str| {
-        let text = cell(&browser, enrollment, name).await;
-        text.parse::<u64>().unwrap_or_else(|_| panic!("{name} is a count: {text:?}"))
+    browser.screenshot("modules-with-faults").await;
+    let (_, modules) = app.get("/modules", ADMIN_TOKEN).await;
+    let counted = |name: &str| {
+        let module = modules.as_array().and_then(|all| all.iter().find(|module| module["name"] == name));
+        module.map(|module| module["calls"].clone()).unwrap_or_default()
     };
-    // Each order: the seat is offered (supports-line) and fulfilled; bob's fulfillment failed.
-    assert!(count("calls").await >= 2, "both seats went through the module");
-    assert_eq!(count("failures").await, 1, "bob's seat");
-    assert_eq!(count("traps").await, 0);
-    assert_eq!(count("timeouts").await, 0);
-    for percentile in ["p50", "p99"] {
-        let time = cell(&browser, enrollment, percentile).await;
-        assert!(time.ends_with(" ms") && time != "– ms", "{percentile}: {time:?}");
+    // (module, failures, traps, time-outs) as the runtime counted them.
+    for (name, failures, traps, timeouts) in [("enrollment", 0, 0, 0), ("gadgets", 1, 1, 0), ("spinner", 1, 0, 1)] {
+        let row = format!("table#modules tr[data-module='{name}']");
+        let count = async |column: &str| {
+            let text = cell(&browser, &row, column).await;
+            text.parse::<u64>().unwrap_or_else(|_| panic!("{name}'s {column} is a count: {text:?}"))
+        };
+        let stats = counted(name);
+        assert_eq!(
+            (count("failures").await, count("traps").await, count("timeouts").await),
+            (failures, traps, timeouts),
+            "{name}: {stats}"
+        );
+        let calls = count("calls").await;
+        assert!(calls > 0, "{name} was called");
+        assert_eq!(json!(calls), stats["calls"], "the page shows what the runtime counted: {stats}");
+        for percentile in ["p50", "p99"] {
+            let time = cell(&browser, &row, percentile).await;
+            assert!(time.ends_with(" ms") && time.trim_end_matches(" ms").parse::<f64>().is_ok(), "{name} {percentile}: {time:?}");
+        }
     }
 }
 
@@ -512,7 +554,6 @@ async fn fits_the_width(browser: &Browser, css: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails with the first dashboard: the status columns are cut off on a phone (reported to the lead); run with --ignored"]
 async fn on_a_phone_the_statuses_show_without_scrolling_a_table() {
     let Some(browser) = Browser::start(Screen::Phone).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -528,7 +569,6 @@ async fn on_a_phone_the_statuses_show_without_scrolling_a_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails with the first dashboard: the modules table is wider than a laptop's window (reported to the lead); run with --ignored"]
 async fn on_a_laptop_every_column_of_the_modules_table_shows() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -536,4 +576,47 @@ async fn on_a_laptop_every_column_of_the_modules_table_shows() {
     browser.open(&dashboard(&app, "/modules")).await;
     assert!(fits_the_width(&browser, "table#modules tr[data-module='enrollment'] td.name").await, "the first column fits");
     assert!(fits_the_width(&browser, "table#modules tr[data-module='enrollment'] td.p99").await, "the last column");
+}
+
+/// The cells of the page (as `label: text`) whose content is wider than the
+/// cell itself, so that part of it is cut off or spills over its neighbours.
+async fn cells_that_overflow(browser: &Browser) -> Vec<String> {
+    let script = "return [...document.querySelectorAll('td')]
+        .filter(td => td.scrollWidth > td.clientWidth + 1)
+        .map(td => (td.dataset.label || td.className) + ': ' + td.innerText)";
+    let cells = browser.client.execute(script, vec![]).await.expect("measure the cells");
+    cells.as_array().map(|cells| cells.iter().filter_map(|cell| cell.as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+/// How many lines the first words of element `css` take (1 when the word
+/// is not squeezed into a column of letters).
+async fn lines_of_the_first_text(browser: &Browser, css: &str) -> u64 {
+    browser.find(css).await;
+    let script = "const node = [...document.querySelector(arguments[0]).childNodes].find(n => n.nodeType === 3 && n.textContent.trim());
+        const range = document.createRange(); range.selectNodeContents(node);
+        return new Set([...range.getClientRects()].map(rect => Math.round(rect.top))).size";
+    let lines = browser.client.execute(script, vec![json!(css)]).await.expect("measure a text");
+    lines.as_u64().expect("a number of lines")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails with the dashboard of 16:40: on a phone the modules' limits are cut off and `failed` is squeezed into a column (reported to the lead); run with --ignored"]
+async fn on_a_phone_no_cell_is_cut_off_or_squeezed() {
+    let Some(browser) = Browser::start(Screen::Phone).await else { return };
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.lms.fail_all(503, LMS_FAILURE);
+    let failed = place_order(&app, "alice", "Fulfillment Error").await;
+    sign_in(&browser, &app).await;
+    let mut problems = Vec::new();
+    for page in ["/orders".to_string(), format!("/orders/{}", number(&failed)), "/modules".to_string()] {
+        browser.open(&dashboard(&app, &page)).await;
+        problems.extend(cells_that_overflow(&browser).await.into_iter().map(|cell| format!("{page}: cut off: {cell:?}")));
+    }
+    // The measure itself: a running module's status is one line.
+    assert_eq!(lines_of_the_first_text(&browser, "table#modules tr[data-module='enrollment'] td.status").await, 1);
+    let lines = lines_of_the_first_text(&browser, "table#modules tr[data-module='broken'] td.status").await;
+    if lines != 1 {
+        problems.push(format!("/modules: the broken module's status word takes {lines} lines"));
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }
