@@ -54,6 +54,7 @@ impl Application {
         let state = AppState {
             services,
             tokens: Arc::new(settings.api.tokens.clone()),
+            dashboard: Arc::new(settings.dashboard.clone()),
             metrics_access: Arc::new(settings.metrics.clone()),
         };
         let router = api::router(state.clone(), &settings.server);
@@ -160,6 +161,7 @@ pub async fn build_service(settings: &Settings, engine: ModuleEngine) -> anyhow:
         },
         settings.orders.clone(),
         settings.fulfillment.clone(),
+        &settings.dashboard,
     );
     services
         .catalog

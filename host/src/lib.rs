@@ -14,7 +14,9 @@
 //! - [`metrics`]: the Prometheus metrics of one host (recorded by
 //!   `services` and `api`; reads `runtime`'s own per-module counters);
 //! - [`jobs`]: the workers that run the queue (use `services`);
-//! - [`api`]: the HTTP API (uses `services`); [`app`]: all of it assembled;
+//! - [`api`]: the HTTP API (uses `services`); [`dashboard`]: the operator
+//!   dashboard's pages, served beside it (uses `services`); [`app`]: all of
+//!   it assembled;
 //! - [`text`]: module-controlled text made safe for terminals and logs;
 //!   [`logging`]: the log, as text or JSON lines.
 //!
@@ -23,6 +25,7 @@
 
 pub mod api;
 pub mod app;
+pub mod dashboard;
 pub mod dispatch;
 pub mod jobs;
 pub mod logging;

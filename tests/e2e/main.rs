@@ -11,6 +11,7 @@ mod breaker;
 mod caps;
 mod contract;
 mod credentials;
+mod dashboard;
 mod dispatch;
 mod enrollment;
 mod entitlement;

@@ -50,8 +50,12 @@ where
 
 /// Finds the token among `tokens` by its digest.
 pub fn authenticate(tokens: &[TokenSettings], token: &str) -> Option<Caller> {
-    let digest = Sha256Digest::of(token.as_bytes());
-    tokens.iter().find(|entry| entry.sha256 == digest).map(|entry| Caller {
+    caller_by_digest(tokens, &Sha256Digest::of(token.as_bytes()))
+}
+
+/// The caller of the token whose SHA-256 is `digest`, if `tokens` has it.
+pub fn caller_by_digest(tokens: &[TokenSettings], digest: &Sha256Digest) -> Option<Caller> {
+    tokens.iter().find(|entry| entry.sha256 == *digest).map(|entry| Caller {
         name: entry.name.clone(),
         role: entry.role,
         scope: OrderScope {

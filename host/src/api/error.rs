@@ -141,7 +141,11 @@ impl From<OrderError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "order_pending", error.to_string())
             }
             OrderError::Busy(message) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message),
-            OrderError::Dispatch(_) | OrderError::Storage(_) | OrderError::Corrupt(_) | OrderError::Transition(_) => {
+            OrderError::Dispatch(_)
+            | OrderError::Storage(_)
+            | OrderError::Corrupt(_)
+            | OrderError::Transition(_)
+            | OrderError::Internal(_) => {
                 tracing::error!(error = %error, "request failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the host's log")
             }

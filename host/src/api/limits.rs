@@ -80,9 +80,10 @@ pub async fn enforce(limits: HeadLimits, request: Request, next: Next) -> Respon
     }
 }
 
-/// Gives an error answer that is not JSON (made by axum or a tower layer:
-/// 404 and 405 of the router, 413 of the body limit, 503 of the request
-/// time-out) the error shape, keeping its status and headers (`Allow`).
+/// Gives an error answer that is neither JSON nor a dashboard page (made by
+/// axum or a tower layer: 404 and 405 of the router, 413 of the body limit,
+/// 503 of the request time-out) the error shape, keeping its status and
+/// headers (`Allow`).
 pub async fn error_shape(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
@@ -90,7 +91,7 @@ pub async fn error_shape(request: Request, next: Next) -> Response {
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+        .is_some_and(|value| value.starts_with("application/json") || value.starts_with("text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

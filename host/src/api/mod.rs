@@ -30,19 +30,21 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{Admin, Caller, authenticate, token_digest};
+pub use auth::{Admin, Caller, authenticate, caller_by_digest, token_digest};
 pub use error::ApiError;
 pub use limits::HeadLimits;
 pub use openapi::ApiDoc;
+pub(crate) use orders::urlencode;
 
 use crate::services::Services;
-use crate::settings::{MetricsSettings, ServerSettings, TokenSettings};
+use crate::settings::{DashboardSettings, MetricsSettings, ServerSettings, TokenSettings};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
     pub tokens: Arc<Vec<TokenSettings>>,
+    pub dashboard: Arc<DashboardSettings>,
     /// Who besides an admin token may read `GET /metrics`.
     pub metrics_access: Arc<MetricsSettings>,
 }
@@ -80,14 +82,7 @@ impl AnswerDeadline {
         &self,
         task: tokio::task::JoinHandle<Result<T, crate::services::OrderError>>,
     ) -> Result<Option<T>, ApiError> {
-        match tokio::time::timeout_at(self.0, task).await {
-            Ok(Ok(result)) => Ok(Some(result?)),
-            Ok(Err(failed)) => {
-                tracing::error!(error = %failed, "a request's task failed");
-                Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the host's log"))
-            }
-            Err(_) => Ok(None),
-        }
+        Ok(crate::services::by_deadline(task, self.0).await?)
     }
 }
 
@@ -129,9 +124,11 @@ async fn count_request(
     response
 }
 
-/// The whole API, with its limits.
+/// The whole API and the operator dashboard (`crate::dashboard`), with
+/// their limits.
 pub fn router(state: AppState, server: &ServerSettings) -> Router {
     let (router, document) = routes().split_for_parts();
+    let router = router.merge(crate::dashboard::router());
     let limits = HeadLimits::of(server);
     let request_timeout = Duration::from_millis(server.request_timeout_ms);
     router

@@ -14,7 +14,7 @@ use super::json::ApiJson;
 use super::params::{ApiPath, ApiQuery};
 use super::{Admin, AnswerDeadline, ApiError, AppState, Caller};
 use crate::model::{LineStatus, NoteKind, OrderStatus};
-use crate::services::{JobState, OrderFilter, OrderSnapshot, PlaceOrder, Placed};
+use crate::services::{JobState, OrderFilter, OrderSnapshot, PlaceOrder, Placed, Waited};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -390,6 +390,7 @@ async fn list_orders(
     let filter = OrderFilter {
         status: query.status.clone(),
         username: query.username.clone(),
+        ..OrderFilter::default()
     };
     let (count, snapshots) = state.services.orders.page(&caller.scope, &filter, page, page_size).await?;
     let link = |page: u64| {
@@ -410,7 +411,8 @@ async fn list_orders(
     }))
 }
 
-pub(super) fn urlencode(text: &str) -> String {
+/// `text` percent-encoded for a URL's path segment or query value.
+pub(crate) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(byte).to_string(),
@@ -440,20 +442,8 @@ async fn retry_fulfillment(
     ApiPath(number): ApiPath<String>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let services = &state.services;
-    // An order outside the caller's scope is not found, before anything runs.
-    services.orders.snapshot(&caller.scope, &number).await?;
-    // The lease and the start of the attempt in a task a dropped request
-    // does not cancel: a leased job is never left to nobody.
-    let task_services = services.clone();
-    let task_number = number.clone();
-    let leasing = services.executor.track(async move {
-        let (job, by) = task_services.fulfillment.lease_for_retry(&task_number).await?;
-        Ok(task_services.executor.start_as(job, by))
-    });
-    let stored = match deadline.result_of(leasing).await? {
-        Some(mut running) => running.stored_within(services.sync_wait().min(deadline.remaining())).await,
-        None => false,
-    };
+    let waited = services.staff.retry_fulfillment(&caller.scope, &number, deadline.0).await?;
+    let stored = waited == Waited::Ended;
     let snapshot = services.orders.snapshot(&caller.scope, &number).await?;
     let status = match (stored, snapshot.stored.order.status) {
         (false, _) => StatusCode::ACCEPTED,

@@ -13,7 +13,7 @@ use super::orders::{Page, urlencode};
 use super::params::{ApiPath, ApiQuery};
 use super::{Admin, AnswerDeadline, ApiError, AppState};
 use crate::model::{RefundLineStatus, RefundStatus};
-use crate::services::{Processed, RefundAction, RefundRecord};
+use crate::services::{RefundAction, RefundRecord, Waited};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -213,27 +213,9 @@ async fn process_refund(
     ApiJson(input): ApiJson<ProcessRefund>,
 ) -> Result<(StatusCode, Json<RefundView>), ApiError> {
     let services = &state.services;
-    // The credit's intent, the job's lease and the start of its run in a
-    // task a dropped request does not cancel; the answer by the deadline.
-    let task_services = services.clone();
-    let scope = caller.scope.clone();
-    let processing = services.executor.track(async move {
-        Ok(match task_services.refunds.process(&scope, id, input.action).await? {
-            Processed::Settled(_) => (StatusCode::OK, None),
-            Processed::InProgress(_) => (StatusCode::ACCEPTED, None),
-            Processed::Run(job) => (StatusCode::OK, Some(task_services.executor.start(job))),
-        })
-    });
-    let status = match deadline.result_of(processing).await? {
-        Some((status, None)) => status,
-        Some((_, Some(mut running))) => {
-            if running.stored_within(services.sync_wait().min(deadline.remaining())).await {
-                StatusCode::OK
-            } else {
-                StatusCode::ACCEPTED
-            }
-        }
-        None => StatusCode::ACCEPTED,
+    let status = match services.staff.process_refund(&caller.scope, id, input.action, deadline.0).await? {
+        Waited::Ended => StatusCode::OK,
+        Waited::StillRunning => StatusCode::ACCEPTED,
     };
     Ok((status, Json(view(&services.refunds.refund(&caller.scope, id).await?))))
 }

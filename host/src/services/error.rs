@@ -42,6 +42,9 @@ pub enum OrderError {
     Dispatch(#[from] DispatchError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The host itself failed (a task panicked, no random bytes).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl OrderError {

@@ -7,6 +7,9 @@
 //!   the staff retry (calls `dispatch`);
 //! - [`RefundService`]: create, approve or deny a refund, and carry it out
 //!   (credit, then revoke);
+//! - [`StaffActions`]: a staff retry and a refund decision, waited for as
+//!   long as the caller may (the API and the dashboard share them);
+//! - [`SessionService`]: the dashboard's sign-ins;
 //! - [`CatalogService`]: the products; [`OrderQueries`]: reading orders;
 //! - [`Executor`]: runs the jobs of the queue (`crate::queue`) by kind, in
 //!   tasks no HTTP request can drop.
@@ -22,6 +25,8 @@ mod fulfillment;
 mod orders;
 mod refunds;
 mod retry_policy;
+mod sessions;
+mod staff;
 pub mod validate;
 
 use std::sync::Arc;
@@ -32,21 +37,24 @@ pub use checkout::{BasketLine, CheckoutService, PaymentInput, PlaceOrder, Placed
 pub use error::OrderError;
 pub use executor::{Executor, Running};
 pub use fulfillment::{AttemptBy, FulfillmentService};
-pub use orders::{OrderQueries, OrderSnapshot};
+pub use orders::{OrderDetail, OrderQueries, OrderSnapshot};
 pub use refunds::{Processed, RefundAction, RefundService};
 pub use retry_policy::{Next, RetryPolicy};
+pub use sessions::{NewSession, SessionService, random_token};
+pub use staff::{StaffActions, Waited, by_deadline};
 
 /// The records the services hand out, as storage reads them: the API sees
 /// them through here, never through `storage`.
 pub use crate::storage::{
-    CatalogProduct, JobRecord, JobState, OrderFilter, OrderScope, PaymentRecord, RefundRecord, StoredOrder,
+    AttemptRecord, CatalogProduct, CreditState, JobRecord, JobState, OrderFilter, OrderScope, PaymentEventRecord, PaymentRecord, RefundRecord,
+    SessionRecord, StoredOrder,
 };
 
 use crate::metrics::Metrics;
 use crate::payments::Payments;
 use crate::queue::JobQueue;
 use crate::runtime::Runtime;
-use crate::settings::{FulfillmentMode, FulfillmentSettings, OrderSettings};
+use crate::settings::{DashboardSettings, FulfillmentMode, FulfillmentSettings, OrderSettings};
 use crate::storage::Database;
 
 /// The services of one process, sharing one database, runtime, payment
@@ -58,6 +66,8 @@ pub struct Services {
     pub refunds: RefundService,
     pub catalog: CatalogService,
     pub orders: OrderQueries,
+    pub staff: StaffActions,
+    pub sessions: SessionService,
     pub executor: Executor,
     pub db: Database,
     pub payments: Payments,
@@ -74,6 +84,7 @@ impl Services {
         payments: Payments,
         orders: OrderSettings,
         fulfillment: FulfillmentSettings,
+        dashboard: &DashboardSettings,
     ) -> Services {
         let queue = JobQueue::new(db.clone(), fulfillment.lease());
         let metrics = Metrics::new(runtime.clone());
@@ -83,12 +94,22 @@ impl Services {
         let refunds = RefundService::new(db.clone(), runtime, payments.clone(), queue.clone());
         let retry = RetryPolicy::from_settings(&fulfillment);
         let executor = Executor::new(queue, checkout.clone(), fulfillment_service.clone(), refunds.clone(), retry, metrics.clone());
+        let orders = OrderQueries::new(db.clone());
+        let staff = StaffActions::new(
+            executor.clone(),
+            fulfillment_service.clone(),
+            refunds.clone(),
+            orders.clone(),
+            Duration::from_millis(fulfillment.sync_wait_ms),
+        );
         Services {
             checkout,
             fulfillment: fulfillment_service,
             refunds,
             catalog: CatalogService::new(db.clone()),
-            orders: OrderQueries::new(db.clone()),
+            orders,
+            staff,
+            sessions: SessionService::new(db.clone(), dashboard.session_ttl()),
             executor,
             db,
             payments,

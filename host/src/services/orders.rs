@@ -4,7 +4,9 @@
 //! outside it is not found).
 
 use super::OrderError;
-use crate::storage::{self, Database, JobKind, JobRecord, OrderFilter, OrderScope, PaymentRecord, StoredOrder};
+use crate::storage::{
+    self, AttemptRecord, Database, JobKind, JobRecord, OrderFilter, OrderScope, PaymentEventRecord, PaymentRecord, StoredOrder,
+};
 
 /// An order with its payment and its fulfillment job, read together.
 #[derive(Debug, Clone)]
@@ -12,6 +14,18 @@ pub struct OrderSnapshot {
     pub stored: StoredOrder,
     pub payment: Option<PaymentRecord>,
     pub job: Option<JobRecord>,
+}
+
+/// An order with everything staff look at: its snapshot, the newest
+/// entries of its attempt log and its payment's events.
+#[derive(Debug, Clone)]
+pub struct OrderDetail {
+    pub snapshot: OrderSnapshot,
+    /// How many attempts the log holds in all ...
+    pub attempt_count: u64,
+    /// ... and the newest of them, newest first.
+    pub attempts: Vec<AttemptRecord>,
+    pub payment_events: Vec<PaymentEventRecord>,
 }
 
 /// Reads orders and what belongs to them.
@@ -36,6 +50,30 @@ impl OrderQueries {
         let mut snapshots = self.with_payments_and_jobs(&mut transaction, vec![stored]).await?;
         transaction.commit().await?;
         snapshots.pop().ok_or_else(|| OrderError::NotFound(format!("order {number}")))
+    }
+
+    /// Order `number` (if `scope` covers it) with its newest
+    /// `attempt_limit` attempts and its payment's events, read together.
+    pub async fn detail(&self, scope: &OrderScope, number: &str, attempt_limit: u32) -> Result<OrderDetail, OrderError> {
+        let mut transaction = self.db.begin_snapshot().await?;
+        let stored = storage::load_order(&mut transaction, number)
+            .await?
+            .filter(|stored| scope.covers(stored))
+            .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
+        let (attempt_count, attempts) = storage::attempts_of_order(&mut transaction, stored.id, attempt_limit).await?;
+        let payment_events = match stored.payment_source_id {
+            Some(id) => storage::payment_events(&mut transaction, id).await?,
+            None => Vec::new(),
+        };
+        let mut snapshots = self.with_payments_and_jobs(&mut transaction, vec![stored]).await?;
+        transaction.commit().await?;
+        let snapshot = snapshots.pop().ok_or_else(|| OrderError::NotFound(format!("order {number}")))?;
+        Ok(OrderDetail {
+            snapshot,
+            attempt_count,
+            attempts,
+            payment_events,
+        })
     }
 
     /// Page `page` (from 1) of `page_size` orders within `scope` matching

@@ -7,6 +7,7 @@
 
 mod allowed_host;
 mod credentials;
+mod dashboard;
 mod error;
 mod fulfillment;
 mod limits;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 
 pub use allowed_host::AllowedHost;
 pub use credentials::{CredentialSettings, HeaderName, Secret, SecretSource, TokenUrl};
+pub use dashboard::DashboardSettings;
 pub use error::SettingsError;
 pub use fulfillment::{FulfillmentMode, FulfillmentSettings};
 pub use limits::{CircuitBreakerSettings, LoadFailurePolicy, MEMORY_CEILING_BYTES, ModuleLimits, TABLE_CEILING_ELEMENTS};
@@ -44,6 +46,7 @@ pub struct Settings {
     pub fulfillment: FulfillmentSettings,
     pub payments: PaymentSettings,
     pub api: ApiSettings,
+    pub dashboard: DashboardSettings,
     pub products: Vec<ProductSettings>,
     pub metrics: MetricsSettings,
     pub logging: LoggingSettings,
@@ -67,6 +70,8 @@ struct SettingsFile {
     payments: PaymentSettings,
     #[serde(default)]
     api: ApiSettings,
+    #[serde(default)]
+    dashboard: DashboardSettings,
     #[serde(default)]
     products: Vec<ProductSettings>,
     #[serde(default)]
@@ -131,6 +136,7 @@ impl Settings {
                 test_ledger: file.payments.test_ledger.map(|ledger| base.join(ledger)),
             },
             api: file.api,
+            dashboard: file.dashboard,
             products: file.products,
             metrics: file.metrics,
             logging: file.logging,

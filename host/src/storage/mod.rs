@@ -1,4 +1,5 @@
-//! Storage: orders, lines, notes, payments, refunds and the attempt log in
+//! Storage: orders, lines, notes, payments, refunds, the attempt log and the
+//! dashboard's sessions in
 //! SQLite (the embedded default) or PostgreSQL, through one set of queries.
 //!
 //! Start at [`Database::connect`]: it picks the backend from the URL, applies
@@ -14,6 +15,7 @@ mod orders;
 mod payments;
 mod products;
 mod refunds;
+mod sessions;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -32,14 +34,15 @@ pub use jobs::{
     insert_job, job_of, jobs_of, lease_job, make_job_due_now, postpone_job, release_lease, release_leases_of, renew_lease,
 };
 pub use orders::{
-    AttemptLog, OrderFilter, OrderPage, OrderScope, StoredOrder, hold_order, insert_order, list_orders, load_order, next_order_number,
+    AttemptLog, AttemptRecord, OrderFilter, attempts_of_order, OrderPage, OrderScope, StoredOrder, hold_order, insert_order, list_orders, load_order, next_order_number,
     save_fulfillment, save_notes,
 };
 pub use payments::{
-    PaymentRecord, SourceState, insert_payment_event, insert_payment_source, payment_for_order, payments_by_ids,
+    PaymentEventRecord, PaymentRecord, SourceState, insert_payment_event, payment_events, insert_payment_source, payment_for_order, payments_by_ids,
     set_payment_reference, set_payment_state,
 };
 pub use products::{CatalogProduct, get_products, list_products, upsert_product};
+pub use sessions::{SessionRecord, delete_expired_sessions, delete_session, insert_session, live_session};
 pub use refunds::{
     CreditState, RefundLineRecord, RefundPage, RefundRecord, credits_taken, hold_refund, insert_refund, line_in_refund,
     load_refund, refunds_of_order, update_refund,

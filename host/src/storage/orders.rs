@@ -66,7 +66,9 @@ pub async fn insert_order(connection: &mut AnyConnection, stored: &StoredOrder) 
     .bind(order.status.as_str())
     .bind(stored.payment_source_id)
     .bind(stored.placed_by.as_deref())
-    .bind(now_ms())
+    // When it was placed, to the millisecond: the dashboard filters by
+    // this column and shows `date_placed`, and the two must agree.
+    .bind(i64::try_from(order.date_placed.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
     .fetch_one(&mut *connection)
     .await?;
     let order_id: i64 = row.try_get("id")?;
@@ -364,6 +366,12 @@ pub async fn load_order(connection: &mut AnyConnection, number: &str) -> Result<
 pub struct OrderFilter {
     pub status: Option<String>,
     pub username: Option<String>,
+    /// Only the order of this number.
+    pub number: Option<String>,
+    /// Only orders placed at or after this instant (unix ms)...
+    pub placed_from_ms: Option<i64>,
+    /// ... and before this one.
+    pub placed_before_ms: Option<i64>,
 }
 
 /// Which orders a caller may see at all (its token's `orders` and `user`):
@@ -407,6 +415,10 @@ pub async fn list_orders(
     page: u64,
     page_size: u64,
 ) -> Result<OrderPage, StorageError> {
+    enum Value {
+        Text(String),
+        Number(i64),
+    }
     let mut conditions = Vec::new();
     let mut values = Vec::new();
     for (column, value) in [
@@ -414,10 +426,17 @@ pub async fn list_orders(
         ("username", &scope.username),
         ("status", &filter.status),
         ("username", &filter.username),
+        ("number", &filter.number),
     ] {
         if let Some(value) = value {
-            values.push(value.clone());
+            values.push(Value::Text(value.clone()));
             conditions.push(format!("{column} = ${}", values.len()));
+        }
+    }
+    for (condition, value) in [("created_at >=", filter.placed_from_ms), ("created_at <", filter.placed_before_ms)] {
+        if let Some(value) = value {
+            values.push(Value::Number(value));
+            conditions.push(format!("{condition} ${}", values.len()));
         }
     }
     let where_clause = if conditions.is_empty() {
@@ -428,7 +447,10 @@ pub async fn list_orders(
     let count_sql = format!("SELECT COUNT(*) AS count FROM orders {where_clause}");
     let mut count_query = sqlx::query(&count_sql);
     for value in &values {
-        count_query = count_query.bind(value.clone());
+        count_query = match value {
+            Value::Text(text) => count_query.bind(text.clone()),
+            Value::Number(number) => count_query.bind(*number),
+        };
     }
     let count: i64 = count_query.fetch_one(&mut *connection).await?.try_get("count")?;
 
@@ -440,7 +462,10 @@ pub async fn list_orders(
     );
     let mut page_query = sqlx::query_as::<_, OrderRow>(&page_sql);
     for value in &values {
-        page_query = page_query.bind(value.clone());
+        page_query = match value {
+            Value::Text(text) => page_query.bind(text.clone()),
+            Value::Number(number) => page_query.bind(*number),
+        };
     }
     let rows = page_query
         .bind(i64::try_from(page_size).unwrap_or(i64::MAX))
@@ -451,4 +476,38 @@ pub async fn list_orders(
         count: count.max(0) as u64,
         orders: with_lines_and_notes(connection, rows).await?,
     })
+}
+
+/// One row of an order's attempt log: a module's attempt at one line.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AttemptRecord {
+    pub line_id: i64,
+    pub module: Option<String>,
+    pub outcome: String,
+    pub message: Option<String>,
+    pub elapsed_ms: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// The newest `limit` attempts of order `order_id`, newest first, and how
+/// many it has in all.
+pub async fn attempts_of_order(
+    connection: &mut AnyConnection,
+    order_id: i64,
+    limit: u32,
+) -> Result<(u64, Vec<AttemptRecord>), StorageError> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fulfillment_attempts WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(&mut *connection)
+        .await?;
+    let attempts = sqlx::query_as::<_, AttemptRecord>(
+        "SELECT line_id, module, outcome, message, elapsed_ms, created_at FROM fulfillment_attempts
+         WHERE order_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(order_id)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *connection)
+    .await?;
+    Ok((count.max(0) as u64, attempts))
 }

@@ -142,3 +142,24 @@ pub async fn payments_by_ids(connection: &mut AnyConnection, ids: &[i64]) -> Res
     let payments = query.fetch_all(&mut *connection).await?;
     Ok(payments.into_iter().map(|payment| (payment.id, payment)).collect())
 }
+
+/// One event of a payment: what the processor did with it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PaymentEventRecord {
+    /// `Paid` or `Refunded`.
+    pub event_type: String,
+    pub amount_minor: i64,
+    pub reference: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// The events of payment `payment_source_id`, oldest first.
+pub async fn payment_events(connection: &mut AnyConnection, payment_source_id: i64) -> Result<Vec<PaymentEventRecord>, StorageError> {
+    Ok(sqlx::query_as::<_, PaymentEventRecord>(
+        "SELECT event_type, amount_minor, reference, created_at FROM payment_events WHERE payment_source_id = $1 ORDER BY id",
+    )
+    .bind(payment_source_id)
+    .fetch_all(&mut *connection)
+    .await?)
+}
