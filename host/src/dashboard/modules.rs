@@ -22,7 +22,8 @@ struct ModuleRow {
     version: String,
     sha256: String,
     product_types: String,
-    limits: String,
+    /// One limit a line.
+    limits: Vec<String>,
     breaker: String,
     in_flight: String,
     calls: String,
@@ -54,7 +55,7 @@ pub async fn page(State(state): State<AppState>, staff: Staff) -> Result<Respons
         version: String::new(),
         sha256: String::new(),
         product_types: String::new(),
-        limits: String::new(),
+        limits: Vec::new(),
         breaker: String::new(),
         in_flight: String::new(),
         calls: String::new(),
@@ -85,15 +86,16 @@ fn running_row(module: &LoadedModule) -> ModuleRow {
         version: module.info().version.clone(),
         sha256: module.digest().to_string(),
         product_types: module.info().product_types.join(", "),
-        limits: format!(
-            "CPU {} ms, wall {} ms, memory {} MiB, output {} KiB",
-            limits.cpu_ms,
-            limits.wall_ms,
-            limits.memory_bytes / (1024 * 1024),
-            limits.output_bytes.get() / 1024
-        ),
+        limits: vec![
+            format!("CPU {} ms", limits.cpu_ms),
+            format!("wall {} ms", limits.wall_ms),
+            format!("memory {} MiB", limits.memory_bytes / (1024 * 1024)),
+            format!("output {} KiB", limits.output_bytes.get() / 1024),
+            format!("{} at once", limits.max_in_flight),
+        ],
         breaker: match breaker.state {
-            "closed" => format!("closed ({} of {} failures)", breaker.consecutive_failures, breaker.failures_to_open),
+            "closed" if breaker.failures_to_open == 0 => "off".to_string(),
+            "closed" => format!("closed ({}/{})", breaker.consecutive_failures, breaker.failures_to_open),
             state => match breaker.probe_in_ms {
                 Some(ms) => format!("{state} (probe in {} s)", ms.div_ceil(1000)),
                 None => state.to_string(),
