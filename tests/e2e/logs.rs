@@ -66,6 +66,11 @@ async fn the_log_format_flag_wins_over_the_settings() {
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = settings_file(dir.path(), &lms, "json");
     let host = HostProcess::start_with_env(&settings, &["serve", "--log-format", "text"], &[("RUST_LOG", "info")]);
+    // An answered request: the server loop runs, and with it the SIGTERM
+    // handler (the banner comes just before it is installed).
+    let url = host.url.clone().expect("serve listens");
+    let health = reqwest::get(format!("{url}/healthz")).await.expect("the host answers");
+    assert_eq!(health.status(), StatusCode::OK);
     let (status, lines) = host.terminate_and_read_log(Duration::from_secs(30));
     assert!(status.success(), "{status}: {lines:#?}");
     assert!(lines.iter().any(|line| line.starts_with("fulfillment-host listening on http://")), "{lines:#?}");

@@ -129,6 +129,16 @@ async fn orders_move_the_metrics_by_what_they_did(db: Db) {
     app.lms.heal();
     let (status, declined) = app.place(&checkout("59.00", "tok_decline"), None).await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{declined}");
+    // Requests are counted by route template, the dashboard's too; a path
+    // no route matches is `unmatched`, never its raw path.
+    let number = order["number"].as_str().expect("a number");
+    let (status, _) = app.get(&format!("/orders/{number}"), ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK);
+    let root = app.base.trim_end_matches("/api/v1");
+    for (path, expected) in [("/dashboard/sign-in", StatusCode::OK), ("/no/such/path-EDX-1", StatusCode::NOT_FOUND)] {
+        let response = app.http.get(format!("{root}{path}")).send().await.expect("the host answers");
+        assert_eq!(response.status(), expected, "{path}");
+    }
 
     let after = Scrape::of(&app).await;
     let enrollment = |function: &'static str| -> [(&'static str, &'static str); 2] { [("module", "enrollment"), ("function", function)] };
@@ -163,11 +173,15 @@ async fn orders_move_the_metrics_by_what_they_did(db: Db) {
             ("fulfillment_http_requests_total", &[("route", "/api/v1/orders"), ("method", "POST"), ("status", "201")], 3.0),
             ("fulfillment_http_requests_total", &[("route", "/api/v1/orders"), ("method", "POST"), ("status", "402")], 1.0),
             ("fulfillment_http_request_duration_seconds_count", &[("route", "/api/v1/orders"), ("method", "POST")], 4.0),
+            ("fulfillment_http_requests_total", &[("route", "/api/v1/orders/{number}"), ("method", "GET"), ("status", "200")], 1.0),
+            ("fulfillment_http_requests_total", &[("route", "/dashboard/sign-in"), ("method", "GET"), ("status", "200")], 1.0),
+            ("fulfillment_http_requests_total", &[("route", "unmatched"), ("method", "GET"), ("status", "404")], 1.0),
             // The first scrape (a scrape counts once it is answered).
             ("fulfillment_http_requests_total", &[("route", "/metrics"), ("method", "GET"), ("status", "200")], 1.0),
         ],
     );
     assert!(wrong.is_empty(), "{wrong:#?}\n{}", after.text);
+    assert!(!after.text.contains("EDX-"), "no raw path, no order number in a label:\n{}", after.text);
     // The histogram's buckets hold every call: +Inf is the count.
     let inf = [("module", "enrollment"), ("function", "fulfill-product"), ("le", "+Inf")];
     assert_eq!(

@@ -115,6 +115,13 @@ fn http_histogram() -> Histogram {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    recorded: Families,
+}
+
+/// The metrics the host records as things happen (the registry holds them
+/// too, with the runtime's collector). Clones share their values.
+#[derive(Clone)]
+struct Families {
     orders_placed: Counter,
     orders_finished: Family<StatusLabel, Counter>,
     payments: Family<PaymentLabels, Counter>,
@@ -126,12 +133,9 @@ pub struct Metrics {
     http_seconds: HistogramFamily<RouteLabels>,
 }
 
-impl Metrics {
-    /// The metrics of a host whose modules run on `runtime` (read at each
-    /// scrape).
-    pub fn new(runtime: Arc<Runtime>) -> Metrics {
-        let metrics = Metrics {
-            registry: Arc::new(Registry::default()),
+impl Families {
+    fn new() -> Families {
+        Families {
             orders_placed: Counter::default(),
             orders_finished: Family::default(),
             payments: Family::default(),
@@ -141,15 +145,11 @@ impl Metrics {
             jobs: Family::default(),
             http_requests: Family::default(),
             http_seconds: Family::new_with_constructor(http_histogram),
-        };
-        Metrics {
-            registry: Arc::new(metrics.registry_of(runtime)),
-            ..metrics
         }
     }
 
     /// A registry of these metrics and the runtime's.
-    fn registry_of(&self, runtime: Arc<Runtime>) -> Registry {
+    fn registry(&self, runtime: Arc<Runtime>) -> Registry {
         let mut registry = Registry::with_prefix("fulfillment");
         registry.register("orders_placed", "Orders placed (paid and stored)", self.orders_placed.clone());
         registry.register(
@@ -181,16 +181,28 @@ impl Metrics {
         registry.register_collector(Box::new(runtime::RuntimeCollector::new(runtime)));
         registry
     }
+}
+
+impl Metrics {
+    /// The metrics of a host whose modules run on `runtime` (read at each
+    /// scrape).
+    pub fn new(runtime: Arc<Runtime>) -> Metrics {
+        let recorded = Families::new();
+        Metrics {
+            registry: Arc::new(recorded.registry(runtime)),
+            recorded,
+        }
+    }
 
     /// An order was placed (and stored).
     pub fn order_placed(&self) {
-        self.orders_placed.inc();
+        self.recorded.orders_placed.inc();
     }
 
     /// An order's status changed to `status` (Complete or Fulfillment
     /// Error) and was stored.
     pub fn order_finished(&self, status: OrderStatus) {
-        self.orders_finished.get_or_create(&StatusLabel { status: status.as_str() }).inc();
+        self.recorded.orders_finished.get_or_create(&StatusLabel { status: status.as_str() }).inc();
     }
 
     /// A charge through `processor` ended with `outcome`.
@@ -199,22 +211,22 @@ impl Metrics {
             processor: processor.to_string(),
             outcome: outcome.as_str(),
         };
-        self.payments.get_or_create(&labels).inc();
+        self.recorded.payments.get_or_create(&labels).inc();
     }
 
     /// One fulfillment attempt of an order took `elapsed`.
     pub fn fulfillment_attempt(&self, elapsed: Duration) {
-        self.fulfillment_seconds.observe(elapsed.as_secs_f64());
+        self.recorded.fulfillment_seconds.observe(elapsed.as_secs_f64());
     }
 
     /// A job of `kind` is run.
     pub fn job_attempt(&self, kind: JobKind) {
-        self.job_attempts.get_or_create(&KindLabel { kind: kind.as_str() }).inc();
+        self.recorded.job_attempts.get_or_create(&KindLabel { kind: kind.as_str() }).inc();
     }
 
     /// A fulfillment job was given up.
     pub fn job_given_up(&self) {
-        self.job_give_ups.inc();
+        self.recorded.job_give_ups.inc();
     }
 
     /// A request to `route` (the route template, or `unmatched`) answered
@@ -225,12 +237,12 @@ impl Metrics {
             method: method.to_string(),
             status,
         };
-        self.http_requests.get_or_create(&labels).inc();
+        self.recorded.http_requests.get_or_create(&labels).inc();
         let labels = RouteLabels {
             route: labels.route,
             method: labels.method,
         };
-        self.http_seconds.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.recorded.http_seconds.get_or_create(&labels).observe(elapsed.as_secs_f64());
     }
 
     /// Sets the queue-depth gauges to `counts` (every state, zero for
@@ -238,7 +250,8 @@ impl Metrics {
     pub fn set_queue_depth(&self, counts: &[(JobState, u64)]) {
         for state in [JobState::Queued, JobState::Done, JobState::Failed, JobState::GaveUp] {
             let count = counts.iter().find(|(counted, _)| *counted == state).map_or(0, |(_, count)| *count);
-            self.jobs
+            self.recorded
+                .jobs
                 .get_or_create(&StateLabel { state: state.as_str() })
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }

@@ -32,13 +32,14 @@ impl fmt::Debug for RuntimeCollector {
     }
 }
 
+// Help texts end with a full stop, as the registry writes those it holds.
 impl Collector for RuntimeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let modules = self.runtime.modules();
         {
             let mut metric = encoder.encode_descriptor(
                 "module_calls",
-                "Calls into a module by function (instantiate, describe, supports-line, fulfill-product, revoke-line)",
+                "Calls into a module by function (instantiate, describe, supports-line, fulfill-product, revoke-line).",
                 None,
                 MetricType::Counter,
             )?;
@@ -53,7 +54,7 @@ impl Collector for RuntimeCollector {
         {
             let mut metric = encoder.encode_descriptor(
                 "module_failures",
-                "Module calls that faulted, by kind (trap, out-of-memory, timeout, no-slot, cpu-time, fuel, output-too-large, error)",
+                "Module calls that faulted, by kind (trap, out-of-memory, timeout, no-slot, cpu-time, fuel, output-too-large, error).",
                 None,
                 MetricType::Counter,
             )?;
@@ -67,7 +68,7 @@ impl Collector for RuntimeCollector {
         {
             let mut metric = encoder.encode_descriptor(
                 "module_call_duration",
-                "Duration of module calls by function",
+                "Duration of module calls by function.",
                 Some(&Unit::Seconds),
                 MetricType::Histogram,
             )?;
@@ -84,7 +85,7 @@ impl Collector for RuntimeCollector {
         {
             let mut metric = encoder.encode_descriptor(
                 "module_circuit_breaker_state",
-                "A module's circuit breaker: 0 closed, 1 half-open, 2 open",
+                "A module's circuit breaker: 0 closed, 1 half-open, 2 open.",
                 None,
                 MetricType::Gauge,
             )?;
@@ -95,7 +96,7 @@ impl Collector for RuntimeCollector {
         }
         let mut metric = encoder.encode_descriptor(
             "module_in_flight",
-            "Orders a module is working on now",
+            "Orders a module is working on now.",
             None,
             MetricType::Gauge,
         )?;
