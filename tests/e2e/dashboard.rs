@@ -378,6 +378,11 @@ async fn retry_and_refunds_from_the_order_page_run_what_the_api_runs(db: Db) {
     assert!(page.html.contains(&format!(r#"<tr data-refund="{seat_refund}">"#)), "{}", page.html);
     assert!(page.html.contains(r#"Line 1: <span class="state">Complete</span>"#), "{}", page.html);
     assert!(page.html.contains(r#"<dd class="refunded">49.00 USD</dd>"#), "{}", page.html);
+    let seat = &page.html[page.html.find(r#"<tr data-line="1">"#).expect("the seat's row")..];
+    let seat = &seat[..seat.find("</tr>").expect("row end")];
+    assert!(seat.contains(r#"<span class="badge refunded">refunded</span>"#), "the line shows its refund: {seat}");
+    let donation = &page.html[page.html.find(r#"<tr data-line="2">"#).expect("the donation's row")..];
+    assert!(!donation[..donation.find("</tr>").expect("row end")].contains("refunded"), "{donation}");
 
     // Refund the donation and deny it: nothing is credited.
     let page = browser.post(&format!("{path}/refunds"), &[("csrf", &csrf), ("line_ids", "2")]).await;
@@ -407,7 +412,7 @@ async fn retry_and_refunds_from_the_order_page_run_what_the_api_runs(db: Db) {
         let from = at + enrollment[at..].find('>').expect("the tag's end") + 1;
         enrollment[from..from + enrollment[from..].find("</td>").expect("cell end")].to_string()
     };
-    assert!(cell("status").starts_with("running"), "{enrollment}");
+    assert_eq!(cell("status"), "<div>running</div>", "{enrollment}");
     assert!(cell("calls").parse::<u64>().expect("a count") >= 7, "{enrollment}");
     assert_eq!(cell("failures"), "0", "an LMS error is the module's answer, not its fault: {enrollment}");
     assert!(cell("p50").ends_with(" ms"), "{enrollment}");

@@ -218,6 +218,9 @@ struct LineRow {
     attributes: Vec<(String, String)>,
     /// Whether a new refund may take it.
     refundable: bool,
+    /// Whether a Complete refund took it (credited, and revoked unless it
+    /// was for the payment only).
+    refunded: bool,
 }
 
 struct NoteRow {
@@ -373,6 +376,9 @@ impl OrderPage {
                 module: line.fulfilled_by.clone().unwrap_or_default(),
                 attributes: line.attributes.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
                 refundable: complete && !taken(line.id),
+                refunded: refunds.iter().any(|refund| {
+                    refund.status == RefundStatus::Complete && refund.lines.iter().any(|refunded| refunded.line_id == line.id)
+                }),
             })
             .collect();
         let notes = order
