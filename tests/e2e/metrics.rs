@@ -139,6 +139,10 @@ async fn orders_move_the_metrics_by_what_they_did(db: Db) {
         let response = app.http.get(format!("{root}{path}")).send().await.expect("the host answers");
         assert_eq!(response.status(), expected, "{path}");
     }
+    // Nor any method a client makes up.
+    let made_up = reqwest::Method::from_bytes(b"BREW-EDX").expect("a method token");
+    let response = app.http.request(made_up, format!("{root}/healthz")).send().await.expect("the host answers");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 
     let after = Scrape::of(&app).await;
     let enrollment = |function: &'static str| -> [(&'static str, &'static str); 2] { [("module", "enrollment"), ("function", function)] };
@@ -176,6 +180,7 @@ async fn orders_move_the_metrics_by_what_they_did(db: Db) {
             ("fulfillment_http_requests_total", &[("route", "/api/v1/orders/{number}"), ("method", "GET"), ("status", "200")], 1.0),
             ("fulfillment_http_requests_total", &[("route", "/dashboard/sign-in"), ("method", "GET"), ("status", "200")], 1.0),
             ("fulfillment_http_requests_total", &[("route", "unmatched"), ("method", "GET"), ("status", "404")], 1.0),
+            ("fulfillment_http_requests_total", &[("route", "/healthz"), ("method", "other"), ("status", "405")], 1.0),
             // The first scrape (a scrape counts once it is answered).
             ("fulfillment_http_requests_total", &[("route", "/metrics"), ("method", "GET"), ("status", "200")], 1.0),
         ],

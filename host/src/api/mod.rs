@@ -117,11 +117,27 @@ async fn count_request(
 ) -> axum::response::Response {
     let started = std::time::Instant::now();
     let route = request.extensions().get::<axum::extract::MatchedPath>().map(|path| path.as_str().to_string());
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let route = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
-    metrics.http_request(route, method.as_str(), response.status().as_u16(), started.elapsed());
+    metrics.http_request(route, method, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// The `method` label: a standard method's name, `other` for the rest (a
+/// client may send any token as a method: one series each otherwise).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// The whole API and the operator dashboard (`crate::dashboard`), with
