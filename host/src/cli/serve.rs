@@ -27,6 +27,8 @@ pub async fn run(settings_path: &Path, args: Args, log_format: LogFormat) -> any
     }
     let app = Application::build(&settings).await?;
     let address = app.local_addr()?;
+    // Before the banner: a SIGTERM right after it stops the host gracefully.
+    let stop = super::shutdown::signal();
     match log_format {
         LogFormat::Text => {
             tracing::info!(%address, "listening");
@@ -35,7 +37,7 @@ pub async fn run(settings_path: &Path, args: Args, log_format: LogFormat) -> any
         // Every line of a JSON log is JSON: the banner is a log line too.
         LogFormat::Json => tracing::info!(%address, "fulfillment-host listening on http://{address}"),
     }
-    app.run_until(super::shutdown::signal()).await?;
+    app.run_until(stop).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

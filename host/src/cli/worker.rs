@@ -21,12 +21,14 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         settings.database.url = url;
     }
     let services = build_service(&settings, ModuleEngine::for_settings(&settings)?).await?;
+    // Before the banner: a SIGTERM right after it stops the workers gracefully.
+    let stop = super::shutdown::signal();
     eprintln!(
         "fulfillment-host worker {}: running {} workers until SIGTERM",
         services.queue().host_id(),
         settings.fulfillment.workers
     );
-    run_workers_until(services, super::shutdown::signal()).await;
+    run_workers_until(services, stop).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
