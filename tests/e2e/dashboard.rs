@@ -332,6 +332,7 @@ async fn retry_and_refunds_from_the_order_page_run_what_the_api_runs(db: Db) {
     assert!(html.contains("LMS is down for maintenance"), "the note explains the failure: {html}");
     assert!(html.contains(r#"<td class="module" data-label="Module">enrollment</td>"#), "the attempt log names the module: {html}");
     assert!(html.contains(r#"<dd class="processor">test</dd>"#), "{html}");
+    assert!(html.contains(&format!("<code>course_key</code> = {COURSE}")), "the seat's course is shown: {html}");
     assert!(html.contains(r#"<dd class="state">failed</dd>"#), "sync mode: no automatic retry is left: {html}");
     assert!(!html.contains(r#"id="new-refund""#), "a failed order cannot be refunded: {html}");
 

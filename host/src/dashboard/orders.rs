@@ -212,6 +212,8 @@ struct LineRow {
     quantity: u32,
     price: String,
     product_type: String,
+    /// The catalog's attributes of the product bought (a seat's course).
+    product_attributes: Vec<(String, String)>,
     status: &'static str,
     is_error: bool,
     module: String,
@@ -371,6 +373,7 @@ impl OrderPage {
                 quantity: line.quantity,
                 price: line.unit_price.checked_mul(line.quantity).map(amount).unwrap_or_default(),
                 product_type: line.product.product_type.clone(),
+                product_attributes: line.product.attributes.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
                 status: line.status.as_str(),
                 is_error: line.status.is_error(),
                 module: line.fulfilled_by.clone().unwrap_or_default(),
