@@ -29,6 +29,23 @@ pub fn init(format: LogFormat, filter: tracing_subscriber::EnvFilter, colours: b
     }
 }
 
+/// Writes a JSON log line that must reach stderr whatever the log filter
+/// says (`RUST_LOG=warn` would otherwise hide where `serve` listens, and
+/// `off` a command's error): the shape of the other lines, at `level`.
+pub fn announce_json(level: tracing::Level, message: &str, fields: &[(&str, &str)]) {
+    let mut line = Map::new();
+    let now = time::OffsetDateTime::now_utc();
+    let timestamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    line.insert("timestamp".into(), Value::String(timestamp));
+    line.insert("level".into(), Value::String(level.as_str().into()));
+    line.insert("target".into(), Value::String("fulfillment_host".into()));
+    line.insert("message".into(), Value::String(message.into()));
+    for (name, value) in fields {
+        line.insert((*name).into(), Value::String((*value).into()));
+    }
+    eprintln!("{}", Value::Object(line));
+}
+
 /// Formats an event as one JSON object a line, its spans' fields merged in
 /// (see the module's documentation). The spans' fields are those
 /// `JsonFields` recorded as a JSON object.

@@ -25,7 +25,11 @@ async fn main() -> ExitCode {
         Err(error) => {
             match log_format {
                 LogFormat::Text => eprintln!("error: {error:#}"),
-                LogFormat::Json => tracing::error!(error = format!("{error:#}"), "the command failed"),
+                LogFormat::Json => fulfillment_host::logging::announce_json(
+                    tracing::Level::ERROR,
+                    "the command failed",
+                    &[("error", &format!("{error:#}"))],
+                ),
             }
             ExitCode::from(cli::EXIT_ERROR)
         }

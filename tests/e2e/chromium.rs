@@ -34,7 +34,8 @@ const PATIENCE: Duration = Duration::from_secs(15);
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(50);
 /// How many times chromedriver's `/status` is asked before giving up
-/// (with [`POLL`] between: 10 s).
+/// (with [`POLL`] between: 10 s while it refuses connections, as it does
+/// until it listens; each ask may take up to its 2 s time-out).
 const STATUS_TRIES: u32 = 200;
 
 /// Browsers running at once in this test process.

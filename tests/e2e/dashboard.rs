@@ -165,6 +165,7 @@ async fn a_session_is_a_strict_http_only_cookie_that_signing_out_or_expiry_ends(
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/dashboard", "Max-Age="] {
         assert!(session.contains(attribute), "{attribute} in {session}");
     }
+    assert!(!session.contains("Secure"), "plain HTTP, no public_origin: a Secure cookie would not come back: {session}");
     let page = browser.get("/dashboard/orders").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(page.html.contains(r#"<table id="orders""#) && page.html.contains(r#"id="sign-out""#), "{}", page.html);
@@ -315,6 +316,8 @@ async fn behind_a_proxy_the_public_origin_is_the_one_posts_must_come_from() {
     let page = browser.send(request).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
     assert!(browser.has_cookie("fh_session"));
+    let session = page.set_cookies.iter().find(|line| line.starts_with("fh_session=")).expect("a session cookie");
+    assert!(session.contains("Secure"), "browsers reach it over HTTPS: {session}");
 }
 
 async fn retry_and_refunds_from_the_order_page_run_what_the_api_runs(db: Db) {

@@ -66,8 +66,9 @@ async fn the_log_format_flag_wins_over_the_settings() {
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = settings_file(dir.path(), &lms, "json");
     let host = HostProcess::start_with_env(&settings, &["serve", "--log-format", "text"], &[("RUST_LOG", "info")]);
-    // An answered request: the server loop runs, and with it the SIGTERM
-    // handler (the banner comes just before it is installed).
+    // An answered request: the host serves (its SIGTERM handler is
+    // installed before the banner since 47394ab; the request shows the
+    // log's text lines for a request too).
     let url = host.url.clone().expect("serve listens");
     let health = reqwest::get(format!("{url}/healthz")).await.expect("the host answers");
     assert_eq!(health.status(), StatusCode::OK);
@@ -76,4 +77,23 @@ async fn the_log_format_flag_wins_over_the_settings() {
     assert!(lines.iter().any(|line| line.starts_with("fulfillment-host listening on http://")), "{lines:#?}");
     assert!(lines.len() > 1, "the info lines are there too: {lines:#?}");
     assert!(lines.iter().all(|line| serde_json::from_str::<Value>(line).is_err()), "text lines only: {lines:#?}");
+}
+
+/// The "listening" banner of a JSON log reaches stderr whatever the filter
+/// hides (it was a log line at INFO: `RUST_LOG=warn` hid where the host
+/// listens, and the harness waited for it in vain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_log_says_where_it_listens_under_any_filter() {
+    let lms = LmsStandIn::start(API_KEY).await.expect("LMS stand-in starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = settings_file(dir.path(), &lms, "json");
+    let host = HostProcess::start_with_env(&settings, &["serve"], &[("RUST_LOG", "warn")]);
+    let url = host.url.clone().expect("serve says where it listens");
+    let health = reqwest::get(format!("{url}/healthz")).await.expect("the host answers");
+    assert_eq!(health.status(), StatusCode::OK);
+    let (status, lines) = host.terminate_and_read_log(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    let banner = lines.iter().find(|line| line.contains("listening on")).expect("the banner");
+    let banner: Value = serde_json::from_str(banner).expect("a JSON line");
+    assert_eq!((banner["level"].as_str(), banner["address"].is_string()), (Some("INFO"), true), "{banner}");
 }

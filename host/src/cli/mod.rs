@@ -92,7 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dispatch(args) => dispatch::run(&cli.settings, args).await,
         Command::Modules(args) => modules::run(&cli.settings, args).await,
         Command::Serve(args) => serve::run(&cli.settings, args, log_format).await,
-        Command::Worker(args) => worker::run(&cli.settings, args).await,
+        Command::Worker(args) => worker::run(&cli.settings, args, log_format).await,
     }
 }
 

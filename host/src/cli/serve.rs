@@ -35,7 +35,11 @@ pub async fn run(settings_path: &Path, args: Args, log_format: LogFormat) -> any
             eprintln!("fulfillment-host listening on http://{address}");
         }
         // Every line of a JSON log is JSON: the banner is a log line too.
-        LogFormat::Json => tracing::info!(%address, "fulfillment-host listening on http://{address}"),
+        LogFormat::Json => fulfillment_host::logging::announce_json(
+            tracing::Level::INFO,
+            &format!("fulfillment-host listening on http://{address}"),
+            &[("address", &address.to_string())],
+        ),
     }
     app.run_until(stop).await?;
     tracing::info!("stopped");

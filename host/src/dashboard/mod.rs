@@ -51,9 +51,10 @@ pub fn router() -> Router<AppState> {
 /// What every dashboard answer gets: headers that keep its pages out of
 /// other sites' frames (clickjacking would get past every CSRF check: the
 /// click is the member of staff's own) and out of caches (they hold
-/// customers' data and the session's CSRF token); and an error answered
-/// outside the handlers (a form or path the extractors refuse, a body too
-/// large, a time-out) as a page rather than the API's JSON.
+/// customers' data and the session's CSRF token); and an error the
+/// extractors answer (a form or a path they refuse) as a page rather than
+/// the API's JSON. (The outer layers' refusals, a body over the limit
+/// declared up front or the request time-out, stay in the API's shape.)
 async fn as_dashboard_page(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use axum::http::{HeaderValue, header};
     let mut response = next.run(request).await;

@@ -24,7 +24,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use super::DashboardError;
 use crate::api::{AppState, Caller, caller_by_digest};
 use crate::services::{OrderScope, SessionRecord};
-use crate::settings::{Role, Sha256Digest};
+use crate::settings::{DashboardSettings, Role, Sha256Digest};
 
 /// The cookie that holds the session id.
 pub const SESSION_COOKIE: &str = "fh_session";
@@ -160,11 +160,14 @@ pub fn check_token(expected: &str, sent: Option<&str>) -> Result<(), DashboardEr
 }
 
 /// A dashboard cookie: HttpOnly, SameSite=Strict, on /dashboard, for
-/// `max_age` (the browser's session when None).
-pub fn cookie(name: &'static str, value: String, max_age: Option<std::time::Duration>) -> Cookie<'static> {
+/// `max_age` (the browser's session when None); Secure when browsers reach
+/// the dashboard over HTTPS (`[dashboard] public_origin`).
+pub fn cookie(settings: &DashboardSettings, name: &'static str, value: String, max_age: Option<std::time::Duration>) -> Cookie<'static> {
+    let secure = settings.public_origin.as_deref().is_some_and(|origin| origin.starts_with("https://"));
     let mut cookie = Cookie::build((name, value))
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(secure)
         .path(COOKIE_PATH)
         .build();
     if let Some(max_age) = max_age {
@@ -174,8 +177,8 @@ pub fn cookie(name: &'static str, value: String, max_age: Option<std::time::Dura
 }
 
 /// The removal of cookie `name`.
-pub fn removal(name: &'static str) -> Cookie<'static> {
-    let mut cookie = cookie(name, String::new(), None);
+pub fn removal(settings: &DashboardSettings, name: &'static str) -> Cookie<'static> {
+    let mut cookie = cookie(settings, name, String::new(), None);
     cookie.make_removal();
     cookie
 }

@@ -23,14 +23,14 @@ struct SignInPage {
 }
 
 /// The sign-in form, with a fresh double-submit CSRF token in its cookie.
-pub async fn form(jar: CookieJar) -> Result<Response, DashboardError> {
+pub async fn form(State(state): State<AppState>, jar: CookieJar) -> Result<Response, DashboardError> {
     let csrf = random_token()?;
     let page = SignInPage {
         csrf: csrf.clone(),
         error: None,
         signed_in: None,
     };
-    let jar = jar.add(session::cookie(SIGN_IN_CSRF_COOKIE, csrf, None));
+    let jar = jar.add(session::cookie(&state.dashboard, SIGN_IN_CSRF_COOKIE, csrf, None));
     Ok((jar, render(StatusCode::OK, &page)?).into_response())
 }
 
@@ -81,8 +81,8 @@ pub async fn sign_in(
     let new = sessions.sign_in(&token_digest(token), &caller.name).await?;
     tracing::info!(token = %caller.name, "signed in to the dashboard");
     let jar = jar
-        .remove(session::removal(SIGN_IN_CSRF_COOKIE))
-        .add(session::cookie(SESSION_COOKIE, new.id, Some(sessions.ttl())));
+        .remove(session::removal(&state.dashboard, SIGN_IN_CSRF_COOKIE))
+        .add(session::cookie(&state.dashboard, SESSION_COOKIE, new.id, Some(sessions.ttl())));
     Ok((jar, Redirect::to("/dashboard/orders")).into_response())
 }
 
@@ -102,5 +102,5 @@ pub async fn sign_out(
     staff.check_post(&origin, input.csrf.as_deref())?;
     state.services.sessions.sign_out(&staff.session_id).await?;
     tracing::info!(token = staff.name(), "signed out of the dashboard");
-    Ok((jar.remove(session::removal(SESSION_COOKIE)), Redirect::to("/dashboard/sign-in")).into_response())
+    Ok((jar.remove(session::removal(&state.dashboard, SESSION_COOKIE)), Redirect::to("/dashboard/sign-in")).into_response())
 }

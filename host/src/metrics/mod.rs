@@ -55,8 +55,14 @@ pub enum PaymentOutcome {
     /// The processor failed, or refused the payment, without charging.
     Failed,
     /// The processor failed and cannot say whether it charged: the checkout
-    /// stays pending until its job finds out.
+    /// stays pending until its job finds out, and counts `Settled` or
+    /// `Abandoned` for it then.
     Unknown,
+    /// A checkout's job found the charge of an `Unknown` payment (or of a
+    /// request that died after it): the order was made from the record.
+    Settled,
+    /// A checkout's job found no charge: nothing moved, no order.
+    Abandoned,
 }
 
 impl PaymentOutcome {
@@ -66,6 +72,8 @@ impl PaymentOutcome {
             PaymentOutcome::Declined => "declined",
             PaymentOutcome::Failed => "failed",
             PaymentOutcome::Unknown => "unknown",
+            PaymentOutcome::Settled => "settled",
+            PaymentOutcome::Abandoned => "abandoned",
         }
     }
 }

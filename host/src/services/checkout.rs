@@ -704,8 +704,12 @@ impl CheckoutService {
             return Err(OrderError::Conflict(format!("lost the lease of checkout {}'s job", checkout.id)));
         }
         transaction.commit().await?;
+        let processor = checkout.processor.as_str();
         if placed {
+            self.metrics.payment(processor, PaymentOutcome::Settled);
             self.metrics.order_placed();
+        } else {
+            self.metrics.payment(processor, PaymentOutcome::Abandoned);
         }
         self.queue.wake();
         Ok(())
