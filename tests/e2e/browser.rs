@@ -142,6 +142,7 @@ async fn press(browser: &Browser, form: &str) {
 
 /// The harness itself, on a page the host serves without the dashboard.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn the_harness_loads_a_page_of_the_host() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -152,6 +153,7 @@ async fn the_harness_loads_a_page_of_the_host() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn a_checkout_token_cannot_sign_in_and_an_admin_token_can_until_it_signs_out() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -194,6 +196,7 @@ async fn a_checkout_token_cannot_sign_in_and_an_admin_token_can_until_it_signs_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn a_seat_that_failed_while_the_lms_failed_is_found_explained_and_retried_to_complete() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -254,6 +257,7 @@ async fn a_seat_that_failed_while_the_lms_failed_is_found_explained_and_retried_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn the_orders_list_pages_and_keeps_its_filters_and_filters_by_date() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -318,6 +322,7 @@ fn refund_row(id: i64) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn a_line_refunded_from_the_order_page_is_revoked_and_a_denied_refund_is_not() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -381,6 +386,7 @@ async fn is_refused(browser: &Browser, app: &TestApp, forger: SocketAddr) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn a_forged_form_post_from_another_origin_is_refused_and_changes_nothing() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -418,6 +424,7 @@ async fn a_forged_form_post_from_another_origin_is_refused_and_changes_nothing()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn the_modules_page_shows_every_module_and_the_one_that_failed_to_load() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -473,6 +480,7 @@ currency = "USD"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn the_modules_page_counts_each_modules_calls_traps_and_time_outs() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn_with(Db::Sqlite, &faulty_modules()).await;
@@ -515,6 +523,7 @@ async fn the_modules_page_counts_each_modules_calls_traps_and_time_outs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn the_pages_fit_a_phone() {
     let Some(browser) = Browser::start(Screen::Phone).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -554,6 +563,7 @@ async fn fits_the_width(browser: &Browser, css: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn on_a_phone_the_statuses_show_without_scrolling_a_table() {
     let Some(browser) = Browser::start(Screen::Phone).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -569,6 +579,7 @@ async fn on_a_phone_the_statuses_show_without_scrolling_a_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn on_a_laptop_every_column_of_the_modules_table_shows() {
     let Some(browser) = Browser::start(Screen::Laptop).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -602,6 +613,7 @@ async fn lines_of_the_first_text(browser: &Browser, css: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(no_browser, ignore = "needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup installs them)")]
 async fn on_a_phone_no_cell_is_cut_off_or_squeezed() {
     let Some(browser) = Browser::start(Screen::Phone).await else { return };
     let app = TestApp::spawn(Db::Sqlite).await;
