@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{Currency, Line, LineStatus, Money, MoneyError, Order, OrderStatus, Product, User};
+use super::{Currency, Line, LineStatus, Money, MoneyError, Order, OrderStatus, Product, Shipping, User};
 
 /// An order as JSON. Amounts are decimal strings in the order's currency.
 #[derive(Debug, Deserialize)]
@@ -143,10 +143,11 @@ impl OrderDocument {
         if lines.is_empty() {
             return Err(fail("lines", "an order needs at least one line".into()));
         }
-        if let Some(shipping) = &self.shipping_charge {
-            let shipping = Money::parse(shipping, currency).map_err(money_error_at("shipping_charge"))?;
-            computed = computed.checked_add(shipping).map_err(money_error_at("shipping_charge"))?;
-        }
+        let shipping_charge = match &self.shipping_charge {
+            Some(charge) => Money::parse(charge, currency).map_err(money_error_at("shipping_charge"))?,
+            None => Money::zero(currency),
+        };
+        computed = computed.checked_add(shipping_charge).map_err(money_error_at("shipping_charge"))?;
         let total = match &self.total {
             Some(total) => {
                 let total = Money::parse(total, currency).map_err(money_error_at("total"))?;
@@ -172,6 +173,12 @@ impl OrderDocument {
             total,
             email_opt_in: self.email_opt_in,
             basket_attributes: texts(self.basket_attributes),
+            shipping: Shipping {
+                method: Shipping::NONE.to_string(),
+                charge: shipping_charge,
+            },
+            billing_address: None,
+            shipping_address: None,
             status: self.status.unwrap_or(OrderStatus::Open),
             lines,
             notes: Vec::new(),

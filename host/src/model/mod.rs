@@ -12,6 +12,6 @@ mod status;
 
 pub use document::{OrderDocument, OrderDocumentError};
 pub use money::{Currency, Money, MoneyError};
-pub use order::{Line, LineId, Order, OrderNote, NoteKind, Product, User};
+pub use order::{Address, Line, LineId, NoteKind, Order, OrderNote, Product, Shipping, User};
 pub use refund::{RefundLineStatus, RefundStatus};
 pub use status::{LineStatus, OrderStatus, TransitionError};

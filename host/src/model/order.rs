@@ -23,10 +23,86 @@ pub struct Order {
     pub total: Money,
     pub email_opt_in: bool,
     pub basket_attributes: BTreeMap<String, String>,
+    pub shipping: Shipping,
+    /// Where the invoice goes, if the storefront gave it.
+    pub billing_address: Option<Address>,
+    /// Where physical goods go, if the storefront gave it.
+    pub shipping_address: Option<Address>,
     pub status: OrderStatus,
     pub lines: Vec<Line>,
     /// Notes for staff, oldest first.
     pub notes: Vec<OrderNote>,
+}
+
+/// How an order is delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shipping {
+    /// The storefront's method code; [`Shipping::NONE`] for digital goods.
+    pub method: String,
+    /// Included in the order's total.
+    pub charge: Money,
+}
+
+impl Shipping {
+    /// The method of an order with nothing to ship.
+    pub const NONE: &'static str = "no-shipping-required";
+
+    /// Nothing to ship, for nothing.
+    pub fn none(currency: Currency) -> Shipping {
+        Shipping {
+            method: Shipping::NONE.to_string(),
+            charge: Money::zero(currency),
+        }
+    }
+}
+
+/// A postal address as the storefront gave it: every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// The street lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// State, province or region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case: "US".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+}
+
+impl Address {
+    /// The address in a JSON object stored before addresses were records
+    /// (billing addresses were kept as given): its known fields that are
+    /// strings; None for no object or an object with none of them.
+    pub fn from_stored_json(value: &serde_json::Value) -> Option<Address> {
+        let fields = value.as_object()?;
+        let field = |name: &str| fields.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
+        let address = Address {
+            first_name: field("first_name"),
+            last_name: field("last_name"),
+            line1: field("line1"),
+            line2: field("line2"),
+            city: field("city"),
+            state: field("state"),
+            postcode: field("postcode"),
+            country: field("country"),
+            phone_number: field("phone_number"),
+        };
+        (address != Address::default()).then_some(address)
+    }
 }
 
 /// The person an order is for.

@@ -2,7 +2,7 @@
 
 mod generated {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/1.0",
         world: "fulfillment-module",
         // `http.send` waits on the network: async, so a module waiting on an
         // answer never blocks a tokio worker. Exports are async for the same

@@ -26,7 +26,7 @@ use sha2::Digest;
 use sqlx::AnyConnection;
 
 use super::{OrderError, validate};
-use crate::model::{Currency, Line, LineStatus, Money, Order, OrderStatus, Product, User};
+use crate::model::{Address, Currency, Line, LineStatus, Money, Order, OrderStatus, Product, Shipping, User};
 use crate::metrics::{Metrics, PaymentOutcome};
 use crate::payments::{PaymentError, Payments, Receipt};
 use crate::queue::JobQueue;
@@ -633,6 +633,12 @@ impl CheckoutService {
                 total: money(intent.priced.total_minor),
                 email_opt_in: intent.email_opt_in,
                 basket_attributes: BTreeMap::new(),
+                shipping: Shipping {
+                    method: intent.shipping_method.clone(),
+                    charge: money(intent.priced.shipping_minor),
+                },
+                billing_address: Address::from_stored_json(&intent.billing_address),
+                shipping_address: None,
                 status: OrderStatus::Open,
                 lines,
                 notes: Vec::new(),

@@ -7,7 +7,9 @@ use sqlx::{AnyConnection, Row};
 
 use super::products::{from_json, to_json};
 use super::{StorageError, now_ms, placeholders};
-use crate::model::{Currency, Line, LineStatus, Money, NoteKind, Order, OrderNote, OrderStatus, Product, User};
+use crate::model::{
+    Address, Currency, Line, LineStatus, Money, NoteKind, Order, OrderNote, OrderStatus, Product, Shipping, User,
+};
 
 /// An order as stored, with what only storage and the API need.
 #[derive(Debug, Clone)]
@@ -283,6 +285,7 @@ impl OrderRow {
             })
             .collect();
         let stored_notes = notes.len();
+        let billing_address: Value = from_json(self.billing_address, "orders")?;
         Ok(StoredOrder {
             id: self.id,
             order: Order {
@@ -296,13 +299,19 @@ impl OrderRow {
                 total: money(self.total_minor),
                 email_opt_in: self.email_opt_in != 0,
                 basket_attributes: from_json(self.basket_attributes, "orders")?,
+                shipping: Shipping {
+                    method: self.shipping_method.clone(),
+                    charge: money(self.shipping_minor),
+                },
+                billing_address: Address::from_stored_json(&billing_address),
+                shipping_address: None,
                 status: parse_status::<OrderStatus>(self.status)?,
                 lines,
                 notes,
             },
             shipping_method: self.shipping_method,
             shipping_charge: money(self.shipping_minor),
-            billing_address: from_json(self.billing_address, "orders")?,
+            billing_address,
             payment_source_id: self.payment_source_id,
             placed_by: self.placed_by,
             stored_notes,

@@ -13,7 +13,7 @@
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/1.0",
         world: "fulfillment-module",
         pub_export_macro: true,
         export_macro_name: "export_module",
