@@ -180,3 +180,20 @@ async fn a_batched_claim_with_the_wrong_number_of_answers_claims_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_module_built_against_a_version_not_served_is_refused_by_name() {
+    let toml = module_entry("future", "future-v1-2", &[], &[]);
+    let error = match support::try_runtime(&toml).await {
+        Ok(_) => panic!("a 1.2 module must not load"),
+        Err(error) => error.to_string(),
+    };
+    let path = fulfillment_tests::artifacts::module_path("future-v1-2");
+    assert_eq!(
+        error,
+        format!(
+            "module `future`: {}: it is built against commerce:fulfillment@1.2.0, which this host does not serve (it serves 1.0.0, 1.1.0); upgrade fulfillment-host, or rebuild the module against a version it serves",
+            path.display()
+        )
+    );
+}
