@@ -193,6 +193,11 @@ impl LoadedModule {
         &self.imports
     }
 
+    /// Whether the module's engine meters fuel (some module has a budget).
+    pub(super) fn engine_meters_fuel(&self) -> bool {
+        self.shared.engine.meters_fuel()
+    }
+
     /// What the module may use.
     pub fn limits(&self) -> &ModuleLimits {
         &self.limits

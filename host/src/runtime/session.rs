@@ -95,7 +95,7 @@ impl<'m> ModuleSession<'m> {
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|store| store.data().meter.on_epoch());
         store.set_epoch_deadline(1);
-        let instantiated = match refuel(&mut store, limits) {
+        let instantiated = match refuel(&mut store, limits, module.engine_meters_fuel()) {
             Ok(()) => meter.run(limits.wall(), pre.instantiate(&mut store)).await,
             Err(error) => Err(error),
         };
@@ -122,7 +122,7 @@ impl<'m> ModuleSession<'m> {
 
     /// Gives the next call its fuel budget.
     fn refuel(&mut self, call: &'static str) -> Result<(), ModuleFault> {
-        refuel(&mut self.store, self.module.limits()).map_err(|error| self.fault(call, &error))
+        refuel(&mut self.store, self.module.limits(), self.module.engine_meters_fuel()).map_err(|error| self.fault(call, &error))
     }
 
     /// Refuses output over the module's `output_bytes`.
@@ -323,9 +323,11 @@ fn fault(module: &LoadedModule, store: &Store<HostState>, call: &'static str, er
 
 /// Sets the store's fuel to the module's budget for one call. On an engine
 /// that meters fuel (because some module has a budget), a module without one
-/// gets all it could use.
-fn refuel(store: &mut Store<HostState>, limits: &ModuleLimits) -> wasmtime::Result<()> {
-    let engine_meters_fuel = store.get_fuel().is_ok();
+/// gets all it could use. (Whether the engine meters fuel is known from its
+/// settings: asking the store, `get_fuel`, would make an error, with a
+/// backtrace when RUST_BACKTRACE is set, on every call of every module of an
+/// engine without fuel.)
+fn refuel(store: &mut Store<HostState>, limits: &ModuleLimits, engine_meters_fuel: bool) -> wasmtime::Result<()> {
     match limits.fuel {
         Some(fuel) => store.set_fuel(fuel.get()),
         None if engine_meters_fuel => store.set_fuel(u64::MAX),
