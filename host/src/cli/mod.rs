@@ -4,6 +4,7 @@
 mod check;
 mod dispatch;
 mod modules;
+mod new;
 mod print;
 mod run_module;
 mod serve;
@@ -61,6 +62,10 @@ enum Command {
     /// Runs the job workers (fulfillment, checkouts to complete, refunds),
     /// without the HTTP API, until SIGTERM.
     Worker(worker::Args),
+    /// Writes a new module project (Rust, JavaScript or Python) that builds
+    /// and tests as it is: the WIT, a module calling one HTTP service, a
+    /// sample order, a stand-in for the service and ./test.sh.
+    New(new::Args),
 }
 
 impl Cli {
@@ -93,6 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Modules(args) => modules::run(&cli.settings, args).await,
         Command::Serve(args) => serve::run(&cli.settings, args, log_format).await,
         Command::Worker(args) => worker::run(&cli.settings, args, log_format).await,
+        Command::New(args) => new::run(args),
     }
 }
 
