@@ -5,9 +5,10 @@
 //! `FULFILLMENT_REQUIRE_BROWSER=1`: then the browser tests run, and fail);
 //! and `no_rust_template`, `no_js_template`, `no_python_template` when the
 //! tool chain of that language's `fulfillment-host new` project cannot be
-//! had (no wasm32-wasip2 target; no node or npm, or npm cannot get the pinned
-//! componentize-js; no python3 venv, or pip cannot get the pinned
-//! componentize-py), unless `FULFILLMENT_REQUIRE_TEMPLATES=1`.
+//! had (Rust: no wasm32-wasip2 target, or no python3 for the stand-in; JS:
+//! no node or npm, or npm cannot get the pinned componentize-js; Python: no
+//! python3 venv, or pip cannot get the pinned componentize-py), unless
+//! `FULFILLMENT_REQUIRE_TEMPLATES=1`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -48,7 +49,8 @@ fn template_toolchains() {
     if std::env::var_os("FULFILLMENT_REQUIRE_TEMPLATES").is_some_and(|value| value == "1") {
         return;
     }
-    if !has_wasm32_wasip2() {
+    // The Rust project's stand-in is a Python script.
+    if !has_wasm32_wasip2() || !succeeds(Command::new("python3").arg("--version")) {
         println!("cargo::rustc-cfg=no_rust_template");
     }
     let componentize_js = pinned(&package_json, "\"@bytecodealliance/componentize-js\": \"", "\"");

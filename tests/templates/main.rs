@@ -57,7 +57,7 @@ fn project_passes_its_own_test(lang: &str, env: &[(&str, PathBuf)]) {
 }
 
 #[test]
-#[cfg_attr(no_rust_template, ignore = "needs the wasm32-wasip2 target (rustup target add wasm32-wasip2)")]
+#[cfg_attr(no_rust_template, ignore = "needs the wasm32-wasip2 target (rustup target add wasm32-wasip2) and python3")]
 fn a_new_rust_project_builds_and_passes_its_own_test() {
     let shared_target = workspace_root().join("target/template-projects/rust");
     project_passes_its_own_test("rust", &[("CARGO_TARGET_DIR", shared_target)]);
