@@ -316,6 +316,8 @@ fn write_file(path: &Path, text: &str, executable: bool) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(not(unix))]
+    let _ = executable;
     #[cfg(unix)]
     if executable {
         use std::os::unix::fs::PermissionsExt;

@@ -31,6 +31,7 @@ from wit_world.imports.types import (
     Outcome_Complete,
     Outcome_Failed,
     Revocation,
+    RevocationCause_Refund,
     RevokeOutcome,
     RevokeOutcome_NotRevoked,
     RevokeOutcome_Revoked,
@@ -63,7 +64,7 @@ class WitWorld(wit_world.WitWorld):
         log.log(log.Level.INFO, f"fulfilling {len(lines)} line(s) through {service_url}")
         return [fulfill(service_url, order, line, email_opt_in) for line in lines]
 
-    def revoke_line(self, order: Order, line: Line, refund: Revocation) -> RevokeOutcome:
+    def revoke_line(self, order: Order, line: Line, revocation: Revocation) -> RevokeOutcome:
         try:
             service_url = configured_service_url()
         except ConfigurationError as why:
@@ -71,11 +72,12 @@ class WitWorld(wit_world.WitWorld):
         body = {
             "order_number": order.number,
             "line_id": line.id,
-            "refund_id": refund.refund_id,
             "reference": stored(line, "service_reference"),
         }
+        if isinstance(revocation.cause, RevocationCause_Refund):
+            body["refund_id"] = revocation.cause.value
         try:
-            response = post(f"{service_url}/revocations", refund.idempotency_key, body)
+            response = post(f"{service_url}/revocations", revocation.idempotency_key, body)
         except Err as error:
             return RevokeOutcome_NotRevoked(transport_failure(service_url, error.value).message)
         if 200 <= response.status < 300:

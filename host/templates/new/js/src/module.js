@@ -42,7 +42,7 @@ export function fulfillProduct(order, lines, emailOptIn) {
   return lines.map((line) => fulfill(serviceUrl.url, order, line, emailOptIn));
 }
 
-export function revokeLine(order, line, refund) {
+export function revokeLine(order, line, revocation) {
   const serviceUrl = configuredServiceUrl();
   if (serviceUrl.failure) {
     return { tag: 'not-revoked', val: serviceUrl.failure.message };
@@ -50,10 +50,12 @@ export function revokeLine(order, line, refund) {
   const body = {
     order_number: order.number,
     line_id: Number(line.id),
-    refund_id: Number(refund.refundId),
     reference: stored(line, 'service_reference'),
   };
-  const answer = post(`${serviceUrl.url}/revocations`, refund.idempotencyKey, body);
+  if (revocation.cause.tag === 'refund') {
+    body.refund_id = Number(revocation.cause.val);
+  }
+  const answer = post(`${serviceUrl.url}/revocations`, revocation.idempotencyKey, body);
   if (answer.error) {
     return { tag: 'not-revoked', val: transportFailure(serviceUrl.url, answer.error).message };
   }

@@ -11,7 +11,7 @@
 
 wit_bindgen::generate!({ path: "wit", world: "fulfillment-module" });
 
-use commerce::fulfillment::types::{Attribute, Completion, Failure, FailureKind, Outcome};
+use commerce::fulfillment::types::{Attribute, Completion, Failure, FailureKind, Outcome, RevocationCause};
 use commerce::fulfillment::{config, http, log};
 use serde_json::{Value, json};
 
@@ -47,18 +47,19 @@ impl Guest for Module {
             .collect()
     }
 
-    fn revoke_line(order: Order, line: Line, refund: Revocation) -> RevokeOutcome {
+    fn revoke_line(order: Order, line: Line, revocation: Revocation) -> RevokeOutcome {
         let service_url = match service_url() {
             Ok(url) => url,
             Err(failure) => return RevokeOutcome::NotRevoked(failure.message),
         };
+        let RevocationCause::Refund(refund_id) = revocation.cause;
         let body = json!({
             "order_number": order.number,
             "line_id": line.id,
-            "refund_id": refund.refund_id,
+            "refund_id": refund_id,
             "reference": stored(&line, "service_reference"),
         });
-        match post(&format!("{service_url}/revocations"), &refund.idempotency_key, &body) {
+        match post(&format!("{service_url}/revocations"), &revocation.idempotency_key, &body) {
             Ok(response) if (200..300).contains(&response.status) => RevokeOutcome::Revoked(None),
             Ok(response) => RevokeOutcome::NotRevoked(answered(&response)),
             Err(error) => RevokeOutcome::NotRevoked(transport_failure(&service_url, &error).message),
