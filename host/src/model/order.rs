@@ -160,11 +160,23 @@ pub struct OrderNote {
 impl Order {
     /// The line with `id`.
     pub fn line(&self, id: LineId) -> Option<&Line> {
-        self.lines.iter().find(|line| line.id == id)
+        self.position(id).map(|index| &self.lines[index])
     }
 
     pub fn line_mut(&mut self, id: LineId) -> Option<&mut Line> {
-        self.lines.iter_mut().find(|line| line.id == id)
+        self.position(id).map(|index| &mut self.lines[index])
+    }
+
+    /// Where the line with `id` is in `lines`. At once for the usual ids 1,
+    /// 2, 3 ... in order (orders the host makes, most order documents), by
+    /// search otherwise: dispatch looks lines up by id for each line, which
+    /// would make an order of 1,000 lines cost a million comparisons.
+    pub fn position(&self, id: LineId) -> Option<usize> {
+        let guess = usize::try_from(id).ok().and_then(|id| id.checked_sub(1));
+        match guess {
+            Some(index) if self.lines.get(index).is_some_and(|line| line.id == id) => Some(index),
+            _ => self.lines.iter().position(|line| line.id == id),
+        }
     }
 
     /// The date placed as the modules and the LMS see it:
