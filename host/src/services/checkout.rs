@@ -56,10 +56,13 @@ pub struct PlaceOrder {
     #[serde(default)]
     #[schema(max_length = 24, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub shipping_charge: Option<String>,
-    /// A JSON object of at most 4,096 bytes, stored as given.
+    /// Where the invoice goes. Every field is optional; a field not in
+    /// the record is refused (422 naming it); `{}` is no address.
     #[serde(default)]
-    #[schema(value_type = Object)]
-    pub billing_address: Value,
+    pub billing_address: Option<Address>,
+    /// Where physical goods go; as `billing_address`.
+    #[serde(default)]
+    pub shipping_address: Option<Address>,
     /// The total the storefront showed: must equal lines + shipping.
     #[schema(max_length = 24, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub total: String,
@@ -133,12 +136,19 @@ struct PricedLine {
 }
 
 /// What a checkout record keeps of the request: everything the order
-/// needs, priced; never the payment token.
+/// needs, priced; never the payment token. The `checkout` job makes the
+/// order from it after a crash, so it holds all the order holds.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct CheckoutIntent {
     user: User,
     shipping_method: String,
-    billing_address: Value,
+    /// Records made before addresses were records hold the billing address
+    /// as the storefront sent it (any JSON object): read leniently.
+    #[serde(default, deserialize_with = "stored_address")]
+    billing_address: Option<Address>,
+    /// Absent from records made before migration 6.
+    #[serde(default, deserialize_with = "stored_address")]
+    shipping_address: Option<Address>,
     email_opt_in: bool,
     currency: String,
     priced: Priced,
@@ -209,8 +219,9 @@ impl CheckoutService {
         let request_hash = hex::encode(sha2::Sha256::digest(serde_json::to_vec(&input).unwrap_or_default()));
         let intent = CheckoutIntent {
             user: input.user,
-            shipping_method: input.shipping_method.unwrap_or_else(|| "no-shipping-required".to_string()),
-            billing_address: input.billing_address,
+            shipping_method: input.shipping_method.unwrap_or_else(|| Shipping::NONE.to_string()),
+            billing_address: input.billing_address.filter(|address| !address.is_empty()),
+            shipping_address: input.shipping_address.filter(|address| !address.is_empty()),
             email_opt_in: input.email_opt_in,
             currency: currency.code().to_string(),
             priced,
@@ -637,15 +648,12 @@ impl CheckoutService {
                     method: intent.shipping_method.clone(),
                     charge: money(intent.priced.shipping_minor),
                 },
-                billing_address: Address::from_stored_json(&intent.billing_address),
-                shipping_address: None,
+                billing_address: intent.billing_address.clone(),
+                shipping_address: intent.shipping_address.clone(),
                 status: OrderStatus::Open,
                 lines,
                 notes: Vec::new(),
             },
-            shipping_method: intent.shipping_method.clone(),
-            shipping_charge: money(intent.priced.shipping_minor),
-            billing_address: intent.billing_address.clone(),
             payment_source_id: Some(checkout.payment_source_id),
             placed_by: checkout.placed_by.clone(),
             stored_notes: 0,
@@ -720,6 +728,14 @@ impl CheckoutService {
         self.queue.wake();
         Ok(())
     }
+}
+
+/// An address in a checkout record: the record's own (an [`Address`]), or
+/// the free JSON object an older record kept, through
+/// [`Address::from_stored_json`].
+fn stored_address<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Address>, D::Error> {
+    let value = <Value as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(Address::from_stored_json(&value))
 }
 
 /// The processor's idempotency key of checkout `id`'s charge.
