@@ -78,6 +78,13 @@ async fn each_bad_address_field_is_refused_by_name_before_any_charge(db: Db) {
         cases.push((with(address, &|value| value["city"] = json!(7)), field("city")));
         cases.push((with(address, &|value| *value = json!("1 Main St")), address.to_string()));
     }
+    // Outside the addresses too, an unknown field is named by its path.
+    let mut top = checkout("59.00", "tok_success");
+    top["colour"] = json!("red");
+    cases.push((top, "colour".to_string()));
+    let mut line = checkout("59.00", "tok_success");
+    line["basket"][1]["gift"] = json!(true);
+    cases.push((line, "basket[1].gift".to_string()));
     for (body, field) in &cases {
         let (status, answer) = app.place(body, None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {answer}");

@@ -45,26 +45,15 @@ where
 }
 
 /// The field a body's data error is about: the JSON path serde stopped at
-/// (`shipping_address.postcode`), with an unknown field's own name added
-/// (`billing_address.company`: serde names it in its message only);
-/// `body` when the error is about the whole body.
+/// (`shipping_address.postcode`; for an unknown field, its own path:
+/// `billing_address.company`); `body` when the error is about the whole
+/// body (a missing top-level field).
 fn data_error_field(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = Some(error);
     while let Some(error) = cause {
         if let Some(error) = error.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>() {
             let path = error.path().to_string();
-            let unknown = error
-                .inner()
-                .to_string()
-                .strip_prefix("unknown field `")
-                .and_then(|rest| rest.split('`').next())
-                .map(str::to_string);
-            return match (path.as_str(), unknown) {
-                (".", Some(name)) => name,
-                (".", None) => "body".to_string(),
-                (_, Some(name)) => format!("{path}.{name}"),
-                (_, None) => path,
-            };
+            return if path == "." { "body".to_string() } else { path };
         }
         cause = error.source();
     }
