@@ -12,6 +12,7 @@
 
 mod bindings;
 mod breaker;
+mod compile_cache;
 mod convert;
 mod engine;
 mod fault;
@@ -25,6 +26,7 @@ mod state;
 mod stats;
 
 pub use breaker::{Admission, BreakerView, CallPass, CircuitBreaker, CircuitState, LineHealth};
+pub use compile_cache::{CacheDirError, CompileCache, ComponentOrigin};
 pub use engine::{DisabledModule, ModuleEngine, Runtime};
 pub use fault::{FaultCause, FaultKind, ModuleFault};
 pub use host::CredentialSummary;
