@@ -67,10 +67,23 @@ fn check_describes_a_module_and_lists_its_imports() {
     let output = host(&["check", wasm.to_str().expect("utf-8 path")], dir.path());
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("implements commerce:fulfillment/fulfillment-module@1.0.0"), "{text}");
+    assert!(text.contains("implements commerce:fulfillment/fulfillment-module@1.1.0"), "{text}");
     assert!(text.contains("name:          enrollment"), "{text}");
     assert!(text.contains("product types: Seat"), "{text}");
-    assert!(text.contains("commerce:fulfillment/http@1.0.0"), "{text}");
+    assert!(text.contains("claims with:   supports-lines (once per order)"), "{text}");
+    assert!(text.contains("commerce:fulfillment/http@1.1.0"), "{text}");
+}
+
+#[test]
+fn check_tells_a_module_built_against_wit_1_0() {
+    let dir = workspace();
+    let wasm = module("legacy_v1_0");
+    let output = host(&["check", wasm.to_str().expect("utf-8 path")], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("implements commerce:fulfillment/fulfillment-module@1.0.0"), "{text}");
+    assert!(text.contains("claims with:   supports-line (once per line;"), "{text}");
+    assert!(text.contains("commerce:fulfillment/config@1.0.0"), "{text}");
 }
 
 #[test]
@@ -107,7 +120,7 @@ fn dispatch_json_is_the_order_and_the_report() {
     assert_eq!(json["order"]["total"], "35.00");
     assert_eq!(json["order"]["lines"][0]["fulfilled_by"], "donation");
     assert_eq!(json["order"]["lines"][1]["status"], "Complete");
-    assert_eq!(json["report"]["calls"][0]["call"], "supports-line");
+    assert_eq!(json["report"]["calls"][0]["call"], "supports-lines");
 }
 
 #[test]

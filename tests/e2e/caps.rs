@@ -80,7 +80,7 @@ async fn a_revoke_reason_longer_than_note_bytes_is_cut() {
     let runtime = runtime("complete", &[("revoke_reason_length", "5000")], &[("note_bytes", "10")]).await;
     let order = dispatched(&runtime, "EDX-804").await;
     assert_eq!(order.lines[0].status, LineStatus::Complete);
-    let result = dispatch::revoke_line(&runtime, &order, 1).await.expect("revoke runs");
+    let result = dispatch::revoke_line(&runtime, &order, 1, 1).await.expect("revoke runs");
     assert_eq!(
         result,
         fulfillment_host::runtime::RevokeResult::NotRevoked {

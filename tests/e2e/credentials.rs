@@ -122,7 +122,7 @@ async fn a_token_the_lms_no_longer_accepts_is_fetched_again_once() {
     assert_eq!(statuses, [201, 401, 201], "the old token refused once, the new one accepted");
     assert_eq!(lms.token_requests().len(), 2);
     // The revocation goes through the same credential.
-    let revoked = dispatch::revoke_line(&runtime, &order, 1).await.expect("revoke runs");
+    let revoked = dispatch::revoke_line(&runtime, &order, 1, 1).await.expect("revoke runs");
     assert_eq!(revoked, RevokeResult::Revoked { note: None });
     let delete = lms.requests().pop().expect("the DELETE");
     assert_eq!((delete.method.as_str(), delete.status), ("DELETE", 204));
@@ -194,7 +194,7 @@ async fn a_revoked_entitlement_of_the_order_is_not_reused() {
     let lms = LmsStandIn::start(API_KEY).await.expect("LMS starts");
     let runtime = entitlement_runtime(&lms, &oauth(&lms), &[]).await;
     let first = fulfill(&runtime, "EDX-741", vec![entitlement(1, "course-a")]).await;
-    dispatch::revoke_line(&runtime, &first, 1).await.expect("revoke runs");
+    dispatch::revoke_line(&runtime, &first, 1, 1).await.expect("revoke runs");
     let again = fulfill(&runtime, "EDX-741", vec![entitlement(1, "course-a")]).await;
     assert_eq!(again.lines[0].status, LineStatus::ServerError);
     assert!(notes_for(&again, 1)[0].ends_with("but it was revoked"), "{:?}", again.notes);

@@ -166,9 +166,9 @@ async fn revocation_goes_through_the_module_that_fulfilled_the_line() {
     let (lms, runtime) = support::shipped().await;
     let mut order = order("EDX-7", vec![seat(1, DEMO, "verified"), line(2, "Coupon", "C", json!({}))]);
     dispatch::fulfill_order(&runtime, &mut order).await.expect("dispatch runs");
-    let seat = dispatch::revoke_line(&runtime, &order, 1).await.expect("revocation runs");
+    let seat = dispatch::revoke_line(&runtime, &order, 1, 1).await.expect("revocation runs");
     assert_eq!(seat, fulfillment_host::runtime::RevokeResult::Revoked { note: None });
     assert_eq!(lms.enrollment("alice", DEMO).map(|e| e.is_active), Some(false));
-    let coupon = dispatch::revoke_line(&runtime, &order, 2).await.expect("revocation runs");
+    let coupon = dispatch::revoke_line(&runtime, &order, 2, 1).await.expect("revocation runs");
     assert!(matches!(coupon, fulfillment_host::runtime::RevokeResult::NotRevoked { .. }), "{coupon:?}");
 }

@@ -201,7 +201,7 @@ async fn revoking_deactivates_and_a_mode_mismatch_counts_as_revoked() {
     let order = fulfill_one_seat(&runtime, "EDX-111").await;
     assert_eq!(order.status, OrderStatus::Complete);
 
-    let revoked = dispatch::revoke_line(&runtime, &order, 1).await.expect("revoke runs");
+    let revoked = dispatch::revoke_line(&runtime, &order, 1, 1).await.expect("revoke runs");
     assert_eq!(revoked, RevokeResult::Revoked { note: None });
     let last = lms.requests().pop().expect("a request");
     // What edX sends to deactivate: no enrollment_attributes.
@@ -217,7 +217,7 @@ async fn revoking_deactivates_and_a_mode_mismatch_counts_as_revoked() {
     let verified = fulfill_one_seat(&runtime, "EDX-113").await;
     let mut audit = support::order("EDX-112", vec![seat(1, DEMO, "audit")]);
     dispatch::fulfill_order(&runtime, &mut audit).await.expect("dispatch runs");
-    let mismatch = dispatch::revoke_line(&runtime, &verified, 1).await.expect("revoke runs");
+    let mismatch = dispatch::revoke_line(&runtime, &verified, 1, 1).await.expect("revoke runs");
     match mismatch {
         RevokeResult::Revoked { note: Some(note) } => assert!(note.contains("Enrollment mode mismatch"), "{note}"),
         other => panic!("expected revoked with a note, got {other:?}"),
@@ -225,6 +225,6 @@ async fn revoking_deactivates_and_a_mode_mismatch_counts_as_revoked() {
     assert_eq!(lms.enrollment("alice", DEMO).map(|e| (e.mode, e.is_active)), Some(("audit".into(), true)));
 
     lms.fail_all(500, "down");
-    let failed = dispatch::revoke_line(&runtime, &order, 1).await.expect("revoke runs");
+    let failed = dispatch::revoke_line(&runtime, &order, 1, 1).await.expect("revoke runs");
     assert_eq!(failed, RevokeResult::NotRevoked { reason: format!("the LMS answered 500 for {DEMO}: down") });
 }

@@ -32,7 +32,7 @@ async fn creates_the_entitlement_stores_its_uuid_and_revokes_it() {
     let uuid = order.lines[0].attributes["entitlement_uuid"].clone();
     assert_eq!(lms.entitlement(&uuid).map(|e| e.revoked), Some(false));
 
-    let revoked = dispatch::revoke_line(&runtime, &order, 1).await.expect("revoke runs");
+    let revoked = dispatch::revoke_line(&runtime, &order, 1, 1).await.expect("revoke runs");
     assert_eq!(revoked, RevokeResult::Revoked { note: None });
     let request = lms.requests().pop().expect("a request");
     assert_eq!(request.method, "DELETE");

@@ -85,7 +85,7 @@ async fn a_trap_in_fulfill_product_fails_only_that_modules_lines_and_names_the_p
 }
 
 #[tokio::test]
-async fn a_trap_in_supports_line_leaves_the_line_to_later_modules_and_retryable() {
+async fn a_trap_in_supports_lines_leaves_the_line_to_later_modules_and_retryable() {
     let runtime = runtime_with("trap-in-supports", "*").await;
     let order = dispatched(&runtime, "EDX-302").await;
     // It trapped on line 1: it claimed nothing. The donation module still
@@ -94,7 +94,7 @@ async fn a_trap_in_supports_line_leaves_the_line_to_later_modules_and_retryable(
     assert_eq!(statuses(&order), [LineStatus::ServerError, LineStatus::ServerError, LineStatus::Complete]);
     let note = &notes_for(&order, 1)[0];
     assert!(
-        note.starts_with("No fulfillment module claimed line 1 (product type `Seat`, sku S1), but module misbehaving failed in supports-line: trap:"),
+        note.starts_with("No fulfillment module claimed line 1 (product type `Seat`, sku S1), but module misbehaving failed in supports-lines: trap:"),
         "{note}"
     );
     assert_eq!(order.lines[2].fulfilled_by.as_deref(), Some("donation"));
@@ -153,13 +153,13 @@ async fn an_infinite_loop_is_stopped_at_its_cpu_limit_as_a_timeout() {
 }
 
 #[tokio::test]
-async fn a_loop_in_supports_line_is_a_timeout_and_leaves_the_other_lines_to_later_modules() {
+async fn a_loop_in_supports_lines_is_a_timeout_and_leaves_the_other_lines_to_later_modules() {
     let runtime = runtime_limited("loop-in-supports", "*", &[], &[("cpu_ms", "100")]).await;
     let order = survives(&runtime, "EDX-311").await;
     assert_eq!(&statuses(&order)[..2], [LineStatus::TimeoutError, LineStatus::TimeoutError]);
     assert_eq!(
         notes_for(&order, 1),
-        ["No fulfillment module claimed line 1 (product type `Seat`, sku S1), but module misbehaving failed in supports-line: exceeded its CPU time limit of 100 ms (cpu_ms)"]
+        ["No fulfillment module claimed line 1 (product type `Seat`, sku S1), but module misbehaving failed in supports-lines: exceeded its CPU time limit of 100 ms (cpu_ms)"]
     );
 }
 

@@ -110,8 +110,10 @@ async fn the_shipped_modules_declare_exactly_what_they_claim() {
         let declared = &module.info().product_types;
         assert_eq!(declared.len(), 1, "{} declares one product type: {declared:?}", module.name());
         let mut session = module.session(&order.number).await.expect("a session");
-        for line in &order.lines {
-            let claims = session.supports_line(&order, line).await.expect("supports-line answers");
+        let lines: Vec<_> = order.lines.iter().collect();
+        let answers = session.supports_lines(&order, &lines).await.expect("supports-lines answers");
+        assert_eq!(answers.len(), lines.len(), "{}: one answer per line", module.name());
+        for (line, claims) in order.lines.iter().zip(answers) {
             assert_eq!(
                 claims,
                 declared.contains(&line.product.product_type),

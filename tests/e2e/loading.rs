@@ -50,7 +50,7 @@ async fn files_that_are_not_fulfillment_components_are_refused_by_name() {
         (
             "empty.wasm",
             EMPTY_COMPONENT,
-            "does not implement the world commerce:fulfillment/fulfillment-module: missing export(s) `describe`, `supports-line`, `fulfill-product`, `revoke-line`",
+            "does not implement the world commerce:fulfillment/fulfillment-module@1.1.0: missing export(s) `describe`, `supports-lines`, `fulfill-product`, `revoke-line`",
         ),
     ];
     for (file, bytes, expected) in cases {
@@ -148,7 +148,7 @@ async fn a_component_for_another_world_is_refused_naming_what_it_exports() {
     let message = load_error(&entry("cli", &path, "")).await;
     assert!(
         message.starts_with(&format!(
-            "module `cli`: {} does not implement the world commerce:fulfillment/fulfillment-module: missing export(s) `describe`, `supports-line`, `fulfill-product`, `revoke-line`; it exports `wasi:cli/run@0.2",
+            "module `cli`: {} does not implement the world commerce:fulfillment/fulfillment-module@1.1.0: missing export(s) `describe`, `supports-lines`, `fulfill-product`, `revoke-line`; it exports `wasi:cli/run@0.2",
             path.display()
         )),
         "{message}"

@@ -29,3 +29,4 @@ mod revocation;
 mod scopes;
 mod support;
 mod transport;
+mod versions;

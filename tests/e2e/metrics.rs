@@ -147,7 +147,7 @@ async fn orders_move_the_metrics_by_what_they_did(db: Db) {
     let after = Scrape::of(&app).await;
     let enrollment = |function: &'static str| -> [(&'static str, &'static str); 2] { [("module", "enrollment"), ("function", function)] };
     let (instantiate, supports, fulfill, revoke) =
-        (enrollment("instantiate"), enrollment("supports-line"), enrollment("fulfill-product"), enrollment("revoke-line"));
+        (enrollment("instantiate"), enrollment("supports-lines"), enrollment("fulfill-product"), enrollment("revoke-line"));
     let wrong = moved_wrongly(
         &before,
         &after,
@@ -161,7 +161,7 @@ async fn orders_move_the_metrics_by_what_they_did(db: Db) {
             ("fulfillment_order_fulfillment_duration_seconds_count", &[], 3.0),
             ("fulfillment_job_attempts_total", &[("kind", "fulfill")], 3.0),
             ("fulfillment_job_give_ups_total", &[], 0.0),
-            // One seat an order: one store, one supports-line, one
+            // One seat an order: one store, one supports-lines, one
             // fulfill-product each, also for the seat the LMS failed (the
             // module answered: not a module fault).
             ("fulfillment_module_calls_total", &instantiate, 3.0),
@@ -261,30 +261,31 @@ async fn dispatch_two_seats(runtime: &Runtime, number: &str) -> (u64, u64, u64, 
 
 #[tokio::test]
 async fn call_stats_count_real_calls_traps_and_timeouts() {
-    // A module that answers: one instantiation, two supports-line, one
-    // fulfill-product; no fault.
+    // A module that answers: one instantiation, one supports-lines for
+    // both seats (1.1's batched claim), one fulfill-product; no fault.
     let answering = fixture("fail-odd", &[]).await;
     let module = answering.module("misbehaving").expect("loaded");
     let loaded = module.call_stats();
     assert_eq!((loaded.calls, loaded.failures), (2, 0), "loading instantiated it and called describe: {loaded:?}");
     assert!(loaded.p50_ms.is_some_and(|ms| ms > 0.0) && loaded.p99_ms >= loaded.p50_ms, "{loaded:?}");
-    assert_eq!(dispatch_two_seats(&answering, "EDX-900").await, (4, 0, 0, 0));
-    assert_eq!(module.stats().function(ModuleFunction::SupportsLine).calls, 2);
+    assert_eq!(dispatch_two_seats(&answering, "EDX-900").await, (3, 0, 0, 0));
+    assert_eq!(module.stats().function(ModuleFunction::SupportsLines).calls, 1);
+    assert_eq!(module.stats().function(ModuleFunction::SupportsLine).calls, 0, "a 1.1 module is never asked line by line");
     assert_eq!(module.stats().function(ModuleFunction::FulfillProduct).calls, 1);
 
     // A panic in fulfill-product: a trap.
     let trapping = fixture("trap-in-fulfill", &[]).await;
-    assert_eq!(dispatch_two_seats(&trapping, "EDX-901").await, (4, 1, 1, 0));
+    assert_eq!(dispatch_two_seats(&trapping, "EDX-901").await, (3, 1, 1, 0));
     let faults = trapping.module("misbehaving").expect("loaded").stats().faults();
     assert!(faults.iter().any(|(cause, count)| cause.as_str() == "trap" && *count == 1), "{faults:?}");
 
     // A loop past its CPU time: a time-out, not a trap.
     let looping = fixture("loop", &[("cpu_ms", "100")]).await;
-    assert_eq!(dispatch_two_seats(&looping, "EDX-902").await, (4, 1, 0, 1));
+    assert_eq!(dispatch_two_seats(&looping, "EDX-902").await, (3, 1, 0, 1));
 
     // Out of memory: a trap, counted under its own kind.
     let greedy = fixture("memory-bomb", &[("memory_bytes", "8388608")]).await;
-    assert_eq!(dispatch_two_seats(&greedy, "EDX-903").await, (4, 1, 1, 0));
+    assert_eq!(dispatch_two_seats(&greedy, "EDX-903").await, (3, 1, 1, 0));
     let faults = greedy.module("misbehaving").expect("loaded").stats().faults();
     assert!(faults.iter().any(|(cause, count)| cause.as_str() == "out-of-memory" && *count == 1), "{faults:?}");
 }
@@ -299,7 +300,7 @@ async fn the_modules_endpoint_shows_each_modules_calls() {
     let modules = modules.as_array().expect("a list");
     let enrollment = modules.iter().find(|module| module["name"] == "enrollment").expect("enrollment");
     let calls = &enrollment["calls"];
-    // describe and its store at load, then a store, supports-line and
+    // describe and its store at load, then a store, supports-lines and
     // fulfill-product for the order's seat.
     assert_eq!((calls["calls"].as_u64(), calls["failures"].as_u64()), (Some(5), Some(0)), "{enrollment}");
     assert!(calls["p99_ms"].as_f64() >= calls["p50_ms"].as_f64() && calls["p50_ms"].as_f64().is_some(), "{calls}");

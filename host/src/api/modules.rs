@@ -34,6 +34,9 @@ pub struct ModuleView {
     /// What the module calls itself (running modules).
     pub module: Option<String>,
     pub version: Option<String>,
+    /// The version of `commerce:fulfillment` the module is built against
+    /// ("1.0.0", "1.1.0"): the host serves each its own records.
+    pub contract: Option<String>,
     pub sha256: Option<String>,
     /// The product types the module declared: it is offered only lines of
     /// these (its lane). `"*"` means every product type.
@@ -72,6 +75,7 @@ impl ModuleView {
             path: module.path().display().to_string(),
             module: Some(module.info().name.clone()),
             version: Some(module.info().version.clone()),
+            contract: Some(module.contract_version().to_string()),
             sha256: Some(module.digest().to_string()),
             product_types: module.info().product_types.clone(),
             wildcard: module.info().is_wildcard(),
@@ -92,6 +96,7 @@ impl ModuleView {
             path: module.path.display().to_string(),
             module: None,
             version: None,
+            contract: None,
             sha256: None,
             product_types: Vec::new(),
             wildcard: false,

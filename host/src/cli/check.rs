@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use fulfillment_host::runtime::{ModuleEngine, Runtime};
+use fulfillment_host::runtime::{ContractVersion, ModuleEngine, Runtime};
 
 use super::print::{emit, esc};
 
@@ -21,10 +21,15 @@ pub async fn run(settings: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let module = runtime.add(&module_settings).await?;
     let info = module.info();
     let mut out = String::new();
-    writeln!(out, "{}: implements commerce:fulfillment/fulfillment-module@1.0.0", args.wasm.display())?;
+    let contract = module.contract_version();
+    writeln!(out, "{}: implements commerce:fulfillment/fulfillment-module@{contract}", args.wasm.display())?;
     writeln!(out, "  name:          {}", esc(&info.name))?;
     writeln!(out, "  version:       {}", esc(&info.version))?;
     writeln!(out, "  product types: {}", esc(&info.lane()))?;
+    writeln!(out, "  claims with:   {} ({})", contract.claim_function(), match contract {
+        ContractVersion::V1_0 => "once per line; rebuild against 1.1 for the batched supports-lines",
+        ContractVersion::V1_1 => "once per order",
+    })?;
     writeln!(out, "  sha256:        {}", module.digest())?;
     if let Some(origin) = engine.origin(module.digest()) {
         let cache = engine.cache_dir().map(|dir| format!(" (cache: {})", dir.display())).unwrap_or_else(|| " (no compile cache)".into());

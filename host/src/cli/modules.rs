@@ -26,6 +26,7 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 "status": "running",
                 "module": module.info().name,
                 "version": module.info().version,
+                "contract": module.contract_version().as_str(),
                 "product_types": module.info().product_types,
                 "wildcard": module.info().is_wildcard(),
                 "sha256": module.digest().to_string(),
@@ -46,13 +47,14 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = String::new();
-    writeln!(out, "{:<20} {:<10} {:<24} {:<64} path", "name", "version", "product types", "sha256")?;
+    writeln!(out, "{:<20} {:<10} {:<8} {:<24} {:<64} path", "name", "version", "contract", "product types", "sha256")?;
     for module in runtime.modules() {
         writeln!(
             out,
-            "{:<20} {:<10} {:<24} {} {}",
+            "{:<20} {:<10} {:<8} {:<24} {} {}",
             module.name(),
             esc(&module.info().version),
+            module.contract_version().as_str(),
             esc(&module.info().lane()),
             module.digest(),
             module.path().display()

@@ -56,11 +56,12 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let module = runtime.add(&module_settings).await?;
     let info = module.info();
     eprintln!(
-        "module {} ({} {}, product types: {})",
+        "module {} ({} {}, product types: {}, commerce:fulfillment@{})",
         module.name(),
         esc(&info.name),
         esc(&info.version),
-        esc(&info.lane())
+        esc(&info.lane()),
+        module.contract_version()
     );
     let report = dispatch::fulfill_order(&runtime, &mut order).await?;
     print::finish(&order, &report, args.json)

@@ -20,6 +20,8 @@ struct ModuleRow {
     reason: String,
     module: String,
     version: String,
+    /// The commerce:fulfillment version it is built against.
+    contract: String,
     sha256: String,
     product_types: String,
     /// One limit a line.
@@ -53,6 +55,7 @@ pub async fn page(State(state): State<AppState>, staff: Staff) -> Result<Respons
         reason: module.reason.clone(),
         module: String::new(),
         version: String::new(),
+        contract: String::new(),
         sha256: String::new(),
         product_types: String::new(),
         limits: Vec::new(),
@@ -84,6 +87,7 @@ fn running_row(module: &LoadedModule) -> ModuleRow {
         reason: String::new(),
         module: module.info().name.clone(),
         version: module.info().version.clone(),
+        contract: module.contract_version().to_string(),
         sha256: module.digest().to_string(),
         product_types: module.info().product_types.join(", "),
         limits: vec![

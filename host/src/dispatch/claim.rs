@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::model::{LineId, Order};
+use crate::model::{Line, LineId, Order};
 use super::ModuleCall;
 use crate::runtime::{LoadedModule, ModuleFault, ModuleSession, Runtime};
 
@@ -37,7 +37,8 @@ pub(super) struct Claims<'m> {
     pub deciding_faults: Vec<ModuleFault>,
     /// Lines no module claimed.
     pub unclaimed: Vec<LineId>,
-    /// Each module's `supports-line` calls, timed.
+    /// Each module's claim calls (`supports-lines`, or 1.0's
+    /// `supports-line`), timed.
     pub calls: Vec<ModuleCall>,
 }
 
@@ -65,7 +66,7 @@ pub(super) async fn claim_lines<'m>(runtime: &'m Runtime, order: &Order, mut poo
         let result = claim_for_module(module, order, &mut pool).instrument(span.clone()).await;
         let mut call = ModuleCall {
             module: module.name().to_string(),
-            call: "supports-line",
+            call: module.contract_version().claim_function(),
             lines: asked,
             elapsed: started.elapsed(),
             fault: None,
@@ -106,19 +107,24 @@ async fn claim_for_module<'m>(
     pool: &mut Vec<LineId>,
 ) -> Result<Option<ModuleClaim<'m>>, (Vec<LineId>, ModuleFault)> {
     let mut session = module.session(&order.number).await.map_err(|fault| (Vec::new(), fault))?;
-    let mut claimed = Vec::new();
-    let mut index = 0;
-    while index < pool.len() {
-        let line_id = pool[index];
-        let Some(line) = order.line(line_id).filter(|line| module.info().serves(&line.product.product_type)) else {
-            index += 1;
-            continue;
-        };
-        match session.supports_line(order, line).await {
-            Ok(true) => claimed.push(pool.remove(index)),
-            Ok(false) => index += 1,
-            Err(fault) => return Err((claimed, fault)),
-        }
+    let offered: Vec<&Line> = pool
+        .iter()
+        .filter_map(|line_id| order.line(*line_id))
+        .filter(|line| module.info().serves(&line.product.product_type))
+        .collect();
+    let (answers, fault) = match session.supports_lines(order, &offered).await {
+        Ok(answers) => (answers, None),
+        Err((answers, fault)) => (answers, Some(fault)),
+    };
+    let claimed: Vec<LineId> = offered
+        .iter()
+        .zip(answers)
+        .filter(|(_, claims)| *claims)
+        .map(|(line, _)| line.id)
+        .collect();
+    pool.retain(|line_id| !claimed.contains(line_id));
+    if let Some(fault) = fault {
+        return Err((claimed, fault));
     }
     if claimed.is_empty() {
         return Ok(None);

@@ -27,7 +27,7 @@ fn serialize_millis<S: serde::Serializer>(elapsed: &Duration, serializer: S) -> 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ModuleCall {
     pub module: String,
-    /// "supports-line" or "fulfill-product".
+    /// "supports-lines" (1.0: "supports-line") or "fulfill-product".
     pub call: &'static str,
     /// How many lines the call was about.
     pub lines: usize,

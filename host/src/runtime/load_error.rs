@@ -51,9 +51,17 @@ pub enum LoadError {
         path: PathBuf,
         message: String,
     },
+    /// The component is built against a version of the contract that the
+    /// host does not serve.
+    #[error("module `{module}`: {}: {error}", path.display())]
+    Version {
+        module: String,
+        path: PathBuf,
+        error: super::version::VersionError,
+    },
     /// Exports of the `fulfillment-module` world are missing.
     #[error(
-        "module `{module}`: {} does not implement the world commerce:fulfillment/fulfillment-module: missing export(s) {}; it exports {}",
+        "module `{module}`: {} does not implement the world commerce:fulfillment/fulfillment-module@{version}: missing export(s) {}; it exports {}",
         path.display(),
         missing.join(", "),
         if exported.is_empty() { "nothing".to_string() } else { exported.join(", ") }
@@ -61,6 +69,8 @@ pub enum LoadError {
     MissingExports {
         module: String,
         path: PathBuf,
+        /// The version its imports say it is built against.
+        version: super::ContractVersion,
         missing: Vec<String>,
         /// What it exports instead (a CLI app exports `wasi:cli/run`).
         exported: Vec<String>,

@@ -24,6 +24,7 @@ mod module;
 mod session;
 mod state;
 mod stats;
+mod version;
 
 pub use breaker::{Admission, BreakerView, CallPass, CircuitBreaker, CircuitState, LineHealth};
 pub use compile_cache::{CacheDirError, CompileCache, ComponentOrigin};
@@ -34,4 +35,5 @@ pub use meter::TICK;
 pub use load_error::LoadError;
 pub use module::{LoadedModule, ModuleInfo, WILDCARD_PRODUCT_TYPE};
 pub use session::{LineResult, ModuleSession, RevokeResult};
+pub use version::{ContractVersion, VersionError};
 pub use stats::{CALL_SECONDS_BUCKETS, CallStats, FunctionSnapshot, ModuleFunction, ModuleStats};

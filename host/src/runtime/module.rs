@@ -7,16 +7,17 @@ use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Component;
 
-use super::bindings::{FulfillmentModulePre, REQUIRED_EXPORTS};
+use super::bindings::{v1_0, v1_1};
 use super::breaker::CircuitBreaker;
 use super::engine::Shared;
 use super::fault::FaultCause;
 use super::host::{ConfigCtx, HttpCtx, HttpPolicy, LogCtx};
 use super::limiter::GrowthLimiter;
 use super::meter::CallMeter;
-use super::session::ModuleSession;
+use super::session::{Exports, ModuleSession};
 use super::stats::{CallStats, ModuleFunction, ModuleStats};
 use super::state::HostState;
+use super::version::{self, ContractVersion};
 use super::{LoadError, ModuleFault};
 use crate::settings::{ModuleLimits, ModuleSettings, Sha256Digest};
 
@@ -79,7 +80,7 @@ pub struct LoadedModule {
     digest: Sha256Digest,
     info: ModuleInfo,
     imports: Vec<String>,
-    pre: FulfillmentModulePre<HostState>,
+    pre: ModulePre,
     config: ConfigCtx,
     http_policy: Arc<HttpPolicy>,
     limits: ModuleLimits,
@@ -124,12 +125,12 @@ impl LoadedModule {
             });
         }
         let component = compile(&shared, &name, &path, digest, &bytes)?;
-        let imports = component
+        let imports: Vec<String> = component
             .component_type()
             .imports(shared.engine.engine())
             .map(|(import, _)| import.to_string())
             .collect();
-        let pre = link(&shared, &name, &path, &component)?;
+        let pre = link(&shared, &name, &path, &component, &imports)?;
         let mut module = LoadedModule {
             name,
             path,
@@ -181,9 +182,20 @@ impl LoadedModule {
         &self.info
     }
 
+    /// The version of the contract the module is built against (its
+    /// imports say), and so the records it is given.
+    pub fn contract_version(&self) -> ContractVersion {
+        self.pre.version()
+    }
+
     /// The component's imports, as "commerce:fulfillment/http@1.0.0".
     pub fn imports(&self) -> &[String] {
         &self.imports
+    }
+
+    /// Whether the module's engine meters fuel (some module has a budget).
+    pub(super) fn engine_meters_fuel(&self) -> bool {
+        self.shared.engine.meters_fuel()
     }
 
     /// What the module may use.
@@ -285,20 +297,57 @@ fn compile(shared: &Shared, name: &str, path: &Path, digest: Sha256Digest, bytes
     })
 }
 
-/// Checks the exports by name (to name what is missing), then pre-links the
-/// imports and checks the export types.
-fn link(
-    shared: &Shared,
-    name: &str,
-    path: &Path,
-    component: &Component,
-) -> Result<FulfillmentModulePre<HostState>, LoadError> {
+/// A component pre-linked against the host's imports, with the typed
+/// exports of the contract version it is built against.
+pub(super) enum ModulePre {
+    V1_0(v1_0::FulfillmentModulePre<HostState>),
+    V1_1(v1_1::FulfillmentModulePre<HostState>),
+}
+
+impl ModulePre {
+    fn version(&self) -> ContractVersion {
+        match self {
+            ModulePre::V1_0(_) => ContractVersion::V1_0,
+            ModulePre::V1_1(_) => ContractVersion::V1_1,
+        }
+    }
+
+    /// A fresh instance in `store`.
+    pub(super) async fn instantiate(&self, store: &mut wasmtime::Store<HostState>) -> wasmtime::Result<Exports> {
+        Ok(match self {
+            ModulePre::V1_0(pre) => Exports::V1_0 {
+                exports: pre.instantiate_async(store).await?,
+                order: None,
+            },
+            ModulePre::V1_1(pre) => Exports::V1_1 {
+                exports: pre.instantiate_async(store).await?,
+                order: None,
+            },
+        })
+    }
+}
+
+/// Tells the contract version from the imports, checks the exports of that
+/// version by name (to name what is missing), then pre-links the imports
+/// and checks the export types.
+fn link(shared: &Shared, name: &str, path: &Path, component: &Component, imports: &[String]) -> Result<ModulePre, LoadError> {
     let exported: Vec<String> = component
         .component_type()
         .exports(shared.engine.engine())
         .map(|(export, _)| export.to_string())
         .collect();
-    let missing: Vec<String> = REQUIRED_EXPORTS
+    let version = version::detect(imports.iter().map(String::as_str), exported.iter().map(String::as_str)).map_err(|error| {
+        LoadError::Version {
+            module: name.to_string(),
+            path: path.to_path_buf(),
+            error,
+        }
+    })?;
+    let required = match version {
+        ContractVersion::V1_0 => v1_0::REQUIRED_EXPORTS,
+        ContractVersion::V1_1 => v1_1::REQUIRED_EXPORTS,
+    };
+    let missing: Vec<String> = required
         .iter()
         .filter(|required| !exported.iter().any(|export| export == *required))
         .map(|required| format!("`{required}`"))
@@ -307,6 +356,7 @@ fn link(
         return Err(LoadError::MissingExports {
             module: name.to_string(),
             path: path.to_path_buf(),
+            version,
             missing,
             exported: exported.iter().map(|export| format!("`{export}`")).collect(),
         });
@@ -317,5 +367,8 @@ fn link(
         message: format!("{error:#}"),
     };
     let instance_pre = shared.engine.linker().instantiate_pre(component).map_err(incompatible)?;
-    FulfillmentModulePre::new(instance_pre).map_err(incompatible)
+    Ok(match version {
+        ContractVersion::V1_0 => ModulePre::V1_0(v1_0::FulfillmentModulePre::new(instance_pre).map_err(incompatible)?),
+        ContractVersion::V1_1 => ModulePre::V1_1(v1_1::FulfillmentModulePre::new(instance_pre).map_err(incompatible)?),
+    })
 }

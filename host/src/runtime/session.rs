@@ -7,10 +7,10 @@ use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Engine, Store};
 
-use super::bindings::{FulfillmentModule, FulfillmentModulePre, types as wit};
+use super::bindings::{v1_0, v1_1};
 use super::fault::FaultCause;
 use super::meter::CallMeter;
-use super::module::{LoadedModule, ModuleInfo};
+use super::module::{LoadedModule, ModuleInfo, ModulePre};
 use super::state::HostState;
 use super::stats::ModuleFunction;
 use super::{ModuleFault, convert};
@@ -39,6 +39,31 @@ pub enum RevokeResult {
     NotRevoked { reason: String },
 }
 
+/// One instance's exports, by the contract version the module was built
+/// against, with the order as that version's record (converted once per
+/// session, on first use).
+pub(super) enum Exports {
+    V1_0 {
+        exports: v1_0::FulfillmentModule,
+        order: Option<Box<v1_0::types::Order>>,
+    },
+    V1_1 {
+        exports: v1_1::FulfillmentModule,
+        order: Option<Box<v1_1::types::Order>>,
+    },
+}
+
+/// The order converted for an instance's version (once: a session serves one
+/// order).
+macro_rules! converted_order {
+    ($slot:expr, $order:expr, $convert:path) => {{
+        if $slot.as_ref().is_some_and(|converted| converted.number != $order.number) {
+            *$slot = None;
+        }
+        &**$slot.get_or_insert_with(|| Box::new($convert($order)))
+    }};
+}
+
 /// A fresh instance of a module. Dropping it drops the store and everything
 /// the module allocated; nothing carries over to the next order. After a
 /// fault the instance must not be entered again (the callers drop the
@@ -51,10 +76,8 @@ pub enum RevokeResult {
 pub struct ModuleSession<'m> {
     module: &'m LoadedModule,
     store: Store<HostState>,
-    bindings: FulfillmentModule,
+    exports: Exports,
     meter: Arc<CallMeter>,
-    /// The order as WIT, converted once per session.
-    order: Option<wit::Order>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -62,7 +85,7 @@ impl<'m> ModuleSession<'m> {
     pub(super) async fn start(
         module: &'m LoadedModule,
         engine: &Engine,
-        pre: &FulfillmentModulePre<HostState>,
+        pre: &ModulePre,
         state: HostState,
         slot: OwnedSemaphorePermit,
     ) -> Result<ModuleSession<'m>, ModuleFault> {
@@ -72,17 +95,16 @@ impl<'m> ModuleSession<'m> {
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|store| store.data().meter.on_epoch());
         store.set_epoch_deadline(1);
-        let instantiated = match refuel(&mut store, limits) {
-            Ok(()) => meter.run(limits.wall(), pre.instantiate_async(&mut store)).await,
+        let instantiated = match refuel(&mut store, limits, module.engine_meters_fuel()) {
+            Ok(()) => meter.run(limits.wall(), pre.instantiate(&mut store)).await,
             Err(error) => Err(error),
         };
         match instantiated {
-            Ok(bindings) => Ok(ModuleSession {
+            Ok(exports) => Ok(ModuleSession {
                 module,
                 store,
-                bindings,
+                exports,
                 meter,
-                order: None,
                 _slot: slot,
             }),
             Err(error) => Err(fault(module, &store, "instantiate", &error)),
@@ -100,7 +122,7 @@ impl<'m> ModuleSession<'m> {
 
     /// Gives the next call its fuel budget.
     fn refuel(&mut self, call: &'static str) -> Result<(), ModuleFault> {
-        refuel(&mut self.store, self.module.limits()).map_err(|error| self.fault(call, &error))
+        refuel(&mut self.store, self.module.limits(), self.module.engine_meters_fuel()).map_err(|error| self.fault(call, &error))
     }
 
     /// Refuses output over the module's `output_bytes`.
@@ -111,17 +133,6 @@ impl<'m> ModuleSession<'m> {
         }
         let reason = format!("returned {bytes} bytes of output, over its limit of {limit} bytes (output_bytes); none of it is used");
         Err(ModuleFault::new(self.module.name(), call, FaultCause::OutputTooLarge, reason))
-    }
-
-    fn wit_order(&mut self, order: &Order) -> wit::Order {
-        match &self.order {
-            Some(converted) if converted.number == order.number => converted.clone(),
-            _ => {
-                let converted = convert::order(order);
-                self.order = Some(converted.clone());
-                converted
-            }
-        }
     }
 
     /// Counts a call that started at `started` in the module's statistics.
@@ -138,36 +149,86 @@ impl<'m> ModuleSession<'m> {
 
     async fn call_describe(&mut self) -> Result<ModuleInfo, ModuleFault> {
         self.refuel("describe")?;
-        let info = self
-            .meter
-            .run(self.module.limits().wall(), self.bindings.call_describe(&mut self.store))
-            .await
-            .map_err(|error| self.fault("describe", &error))?;
-        let size = info.name.len() + info.version.len() + info.product_types.iter().map(String::len).sum::<usize>();
+        let wall = self.module.limits().wall();
+        let answer = match &self.exports {
+            Exports::V1_0 { exports, .. } => self
+                .meter
+                .run(wall, exports.call_describe(&mut self.store))
+                .await
+                .map(convert::v1_0::module_info),
+            Exports::V1_1 { exports, .. } => self
+                .meter
+                .run(wall, exports.call_describe(&mut self.store))
+                .await
+                .map(convert::v1_1::module_info),
+        };
+        let (info, size) = answer.map_err(|error| self.fault("describe", &error))?;
         self.check_output("describe", size)?;
-        Ok(ModuleInfo {
-            name: info.name,
-            version: info.version,
-            product_types: info.product_types,
-        })
+        Ok(info)
     }
 
-    /// Whether the module claims `line`.
-    pub async fn supports_line(&mut self, order: &Order, line: &Line) -> Result<bool, ModuleFault> {
-        let started = Instant::now();
-        let result = self.call_supports_line(order, line).await;
-        self.recorded(ModuleFunction::SupportsLine, started, result)
+    /// Which of `lines` the module claims: one answer per line, in order.
+    ///
+    /// A 1.1 module answers for all of them in one `supports-lines` call (the
+    /// order is lowered once); a 1.0 module is asked `supports-line` line by
+    /// line. On a fault, the answers given before it come back with it (a
+    /// 1.0 module may have claimed some lines first; a 1.1 module none).
+    pub async fn supports_lines(&mut self, order: &Order, lines: &[&Line]) -> Result<Vec<bool>, (Vec<bool>, ModuleFault)> {
+        if let Exports::V1_1 { .. } = self.exports {
+            let started = Instant::now();
+            let result = self.call_supports_lines(order, lines).await;
+            return self.recorded(ModuleFunction::SupportsLines, started, result).map_err(|fault| (Vec::new(), fault));
+        }
+        let mut answers = Vec::with_capacity(lines.len());
+        for line in lines {
+            let started = Instant::now();
+            let result = self.call_supports_line(order, line).await;
+            match self.recorded(ModuleFunction::SupportsLine, started, result) {
+                Ok(answer) => answers.push(answer),
+                Err(fault) => return Err((answers, fault)),
+            }
+        }
+        Ok(answers)
+    }
+
+    async fn call_supports_lines(&mut self, order: &Order, lines: &[&Line]) -> Result<Vec<bool>, ModuleFault> {
+        const CALL: &str = "supports-lines";
+        self.refuel(CALL)?;
+        let wall = self.module.limits().wall();
+        let Exports::V1_1 { exports, order: converted } = &mut self.exports else {
+            unreachable!("supports-lines is called on 1.1 instances only")
+        };
+        let wit_order = converted_order!(converted, order, convert::v1_1::order);
+        let wit_lines: Vec<_> = lines.iter().map(|line| convert::v1_1::line(order, line)).collect();
+        let answers = self
+            .meter
+            .run(wall, exports.call_supports_lines(&mut self.store, wit_order, &wit_lines))
+            .await
+            .map_err(|error| fault(self.module, &self.store, CALL, &error))?;
+        if answers.len() != lines.len() {
+            let reason = format!(
+                "answered {} claims for {} lines; supports-lines must answer once per line",
+                answers.len(),
+                lines.len()
+            );
+            return Err(ModuleFault::new(self.module.name(), CALL, FaultCause::Error, reason));
+        }
+        Ok(answers)
     }
 
     async fn call_supports_line(&mut self, order: &Order, line: &Line) -> Result<bool, ModuleFault> {
-        self.refuel("supports-line")?;
-        let wit_order = self.wit_order(order);
-        let wit_line = convert::line(order, line);
-        let call = self.bindings.call_supports_line(&mut self.store, &wit_order, &wit_line);
+        const CALL: &str = "supports-line";
+        self.refuel(CALL)?;
+        let wall = self.module.limits().wall();
+        let Exports::V1_0 { exports, order: converted } = &mut self.exports else {
+            unreachable!("supports-line is called on 1.0 instances only")
+        };
+        let wit_order = converted_order!(converted, order, convert::v1_0::order);
+        let wit_line = convert::v1_0::line(order, line);
         self.meter
-            .run(self.module.limits().wall(), call)
+            .run(wall, exports.call_supports_line(&mut self.store, wit_order, &wit_line))
             .await
-            .map_err(|error| self.fault("supports-line", &error))
+            .map_err(|error| fault(self.module, &self.store, CALL, &error))
     }
 
     /// Fulfills `lines`; returns what the module answered, line id by line
@@ -187,62 +248,63 @@ impl<'m> ModuleSession<'m> {
         order: &Order,
         lines: &[&Line],
     ) -> Result<Vec<(LineId, LineResult)>, ModuleFault> {
-        self.refuel("fulfill-product")?;
-        let wit_order = self.wit_order(order);
-        let wit_lines: Vec<wit::Line> = lines.iter().map(|line| convert::line(order, line)).collect();
-        let call = self
-            .bindings
-            .call_fulfill_product(&mut self.store, &wit_order, &wit_lines, order.email_opt_in);
-        let outcomes = self
-            .meter
-            .run(self.module.limits().wall(), call)
-            .await
-            .map_err(|error| self.fault("fulfill-product", &error))?;
-        self.check_output("fulfill-product", outcomes.iter().map(outcome_size).sum())?;
-        Ok(outcomes
-            .into_iter()
-            .map(|outcome| {
-                let result = match outcome.outcome {
-                    wit::Outcome::Complete(completion) => LineResult::Complete {
-                        attributes: convert::attribute_map(completion.attributes),
-                        note: completion.note,
-                    },
-                    wit::Outcome::Failed(failure) => LineResult::Failed {
-                        status: convert::failure_status(failure.kind),
-                        message: failure.message,
-                    },
-                };
-                (outcome.line_id, result)
-            })
-            .collect())
+        const CALL: &str = "fulfill-product";
+        self.refuel(CALL)?;
+        let wall = self.module.limits().wall();
+        let answer = match &mut self.exports {
+            Exports::V1_0 { exports, order: converted } => {
+                let wit_order = converted_order!(converted, order, convert::v1_0::order);
+                let wit_lines: Vec<_> = lines.iter().map(|line| convert::v1_0::line(order, line)).collect();
+                let call = exports.call_fulfill_product(&mut self.store, wit_order, &wit_lines, order.email_opt_in);
+                self.meter.run(wall, call).await.map(|outcomes| {
+                    let size = outcomes.iter().map(convert::v1_0::outcome_size).sum::<usize>();
+                    (outcomes.into_iter().map(convert::v1_0::line_result).collect::<Vec<_>>(), size)
+                })
+            }
+            Exports::V1_1 { exports, order: converted } => {
+                let wit_order = converted_order!(converted, order, convert::v1_1::order);
+                let wit_lines: Vec<_> = lines.iter().map(|line| convert::v1_1::line(order, line)).collect();
+                let call = exports.call_fulfill_product(&mut self.store, wit_order, &wit_lines, order.email_opt_in);
+                self.meter.run(wall, call).await.map(|outcomes| {
+                    let size = outcomes.iter().map(convert::v1_1::outcome_size).sum::<usize>();
+                    (outcomes.into_iter().map(convert::v1_1::line_result).collect::<Vec<_>>(), size)
+                })
+            }
+        };
+        let (results, size) = answer.map_err(|error| self.fault(CALL, &error))?;
+        self.check_output(CALL, size)?;
+        Ok(results)
     }
 
-    /// Asks the module to revoke `line`.
-    pub async fn revoke_line(&mut self, order: &Order, line: &Line) -> Result<RevokeResult, ModuleFault> {
+    /// Asks the module to revoke `line` for refund `refund_id`.
+    pub async fn revoke_line(&mut self, order: &Order, line: &Line, refund_id: u64) -> Result<RevokeResult, ModuleFault> {
         let started = Instant::now();
-        let result = self.call_revoke_line(order, line).await;
+        let result = self.call_revoke_line(order, line, refund_id).await;
         self.recorded(ModuleFunction::RevokeLine, started, result)
     }
 
-    async fn call_revoke_line(&mut self, order: &Order, line: &Line) -> Result<RevokeResult, ModuleFault> {
-        self.refuel("revoke-line")?;
-        let wit_order = self.wit_order(order);
-        let wit_line = convert::line(order, line);
-        let call = self.bindings.call_revoke_line(&mut self.store, &wit_order, &wit_line);
-        let outcome = self
-            .meter
-            .run(self.module.limits().wall(), call)
-            .await
-            .map_err(|error| self.fault("revoke-line", &error))?;
-        let size = match &outcome {
-            wit::RevokeOutcome::Revoked(note) => note.as_ref().map_or(0, String::len),
-            wit::RevokeOutcome::NotRevoked(reason) => reason.len(),
+    async fn call_revoke_line(&mut self, order: &Order, line: &Line, refund_id: u64) -> Result<RevokeResult, ModuleFault> {
+        const CALL: &str = "revoke-line";
+        self.refuel(CALL)?;
+        let wall = self.module.limits().wall();
+        let answer = match &mut self.exports {
+            Exports::V1_0 { exports, order: converted } => {
+                let wit_order = converted_order!(converted, order, convert::v1_0::order);
+                let wit_line = convert::v1_0::line(order, line);
+                let call = exports.call_revoke_line(&mut self.store, wit_order, &wit_line);
+                self.meter.run(wall, call).await.map(convert::v1_0::revoke_result)
+            }
+            Exports::V1_1 { exports, order: converted } => {
+                let wit_order = converted_order!(converted, order, convert::v1_1::order);
+                let wit_line = convert::v1_1::line(order, line);
+                let refund = convert::v1_1::revocation(order, line, refund_id);
+                let call = exports.call_revoke_line(&mut self.store, wit_order, &wit_line, &refund);
+                self.meter.run(wall, call).await.map(convert::v1_1::revoke_result)
+            }
         };
-        self.check_output("revoke-line", size)?;
-        Ok(match outcome {
-            wit::RevokeOutcome::Revoked(note) => RevokeResult::Revoked { note },
-            wit::RevokeOutcome::NotRevoked(reason) => RevokeResult::NotRevoked { reason },
-        })
+        let (result, size) = answer.map_err(|error| self.fault(CALL, &error))?;
+        self.check_output(CALL, size)?;
+        Ok(result)
     }
 }
 
@@ -261,27 +323,14 @@ fn fault(module: &LoadedModule, store: &Store<HostState>, call: &'static str, er
 
 /// Sets the store's fuel to the module's budget for one call. On an engine
 /// that meters fuel (because some module has a budget), a module without one
-/// gets all it could use.
-fn refuel(store: &mut Store<HostState>, limits: &ModuleLimits) -> wasmtime::Result<()> {
-    let engine_meters_fuel = store.get_fuel().is_ok();
+/// gets all it could use. (Whether the engine meters fuel is known from its
+/// settings: asking the store, `get_fuel`, would make an error, with a
+/// backtrace when RUST_BACKTRACE is set, on every call of every module of an
+/// engine without fuel.)
+fn refuel(store: &mut Store<HostState>, limits: &ModuleLimits, engine_meters_fuel: bool) -> wasmtime::Result<()> {
     match limits.fuel {
         Some(fuel) => store.set_fuel(fuel.get()),
         None if engine_meters_fuel => store.set_fuel(u64::MAX),
         None => Ok(()),
-    }
-}
-
-/// The bytes of one outcome that the host keeps: attributes, note, message.
-fn outcome_size(outcome: &wit::LineOutcome) -> usize {
-    match &outcome.outcome {
-        wit::Outcome::Complete(completion) => {
-            completion
-                .attributes
-                .iter()
-                .map(|attribute| attribute.name.len() + attribute.value.len())
-                .sum::<usize>()
-                + completion.note.as_ref().map_or(0, String::len)
-        }
-        wit::Outcome::Failed(failure) => failure.message.len(),
     }
 }

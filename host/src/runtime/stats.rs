@@ -31,16 +31,20 @@ pub enum ModuleFunction {
     /// of the module's in-flight slots.
     Instantiate,
     Describe,
+    /// 1.0's claim, once per line.
     SupportsLine,
+    /// 1.1's claim, once per order.
+    SupportsLines,
     FulfillProduct,
     RevokeLine,
 }
 
 impl ModuleFunction {
-    pub const ALL: [ModuleFunction; 5] = [
+    pub const ALL: [ModuleFunction; 6] = [
         ModuleFunction::Instantiate,
         ModuleFunction::Describe,
         ModuleFunction::SupportsLine,
+        ModuleFunction::SupportsLines,
         ModuleFunction::FulfillProduct,
         ModuleFunction::RevokeLine,
     ];
@@ -53,6 +57,7 @@ impl ModuleFunction {
             ModuleFunction::Instantiate => "instantiate",
             ModuleFunction::Describe => "describe",
             ModuleFunction::SupportsLine => "supports-line",
+            ModuleFunction::SupportsLines => "supports-lines",
             ModuleFunction::FulfillProduct => "fulfill-product",
             ModuleFunction::RevokeLine => "revoke-line",
         }

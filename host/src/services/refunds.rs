@@ -398,7 +398,7 @@ impl RefundService {
                 (RefundLineStatus::Complete, (!refund.revoke).then(|| "approved for payment only: not revoked".to_string()))
             } else {
                 let by = module.as_deref().map(|name| format!(" by module `{name}`")).unwrap_or_default();
-                match dispatch::revoke_line(&self.runtime, &stored.order, line.line_id).await {
+                match dispatch::revoke_line(&self.runtime, &stored.order, line.line_id, refund.id.unsigned_abs()).await {
                     Ok(RevokeResult::Revoked { note }) => {
                         let said = note.as_deref().map(|note| format!(" ({note})")).unwrap_or_default();
                         notes.push(trace(refund.id, line.line_id, module, NoteKind::Info, format!("revoked{by}{said}")));

@@ -2,7 +2,10 @@
 //! every line is complete. Revoking a coupon is not implemented, as in the
 //! reference's CouponFulfillmentModule: staff handle it by hand.
 
-use fulfillment_guest::{Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, complete, module_info};
+use fulfillment_guest::{
+    Guest, Line, LineOutcome, ModuleInfo, Order, Revocation, RevokeOutcome, claim_product_type,
+    complete, module_info,
+};
 
 const PRODUCT_TYPE: &str = "Coupon";
 
@@ -13,15 +16,18 @@ impl Guest for Coupon {
         module_info("coupon", env!("CARGO_PKG_VERSION"), &[PRODUCT_TYPE])
     }
 
-    fn supports_line(_order: Order, line: Line) -> bool {
-        line.product.product_type == PRODUCT_TYPE
+    fn supports_lines(_order: Order, lines: Vec<Line>) -> Vec<bool> {
+        claim_product_type(&lines, PRODUCT_TYPE)
     }
 
     fn fulfill_product(_order: Order, lines: Vec<Line>, _email_opt_in: bool) -> Vec<LineOutcome> {
-        lines.iter().map(|line| complete(line, Vec::new())).collect()
+        lines
+            .iter()
+            .map(|line| complete(line, Vec::new()))
+            .collect()
     }
 
-    fn revoke_line(_order: Order, _line: Line) -> RevokeOutcome {
+    fn revoke_line(_order: Order, _line: Line, _refund: Revocation) -> RevokeOutcome {
         RevokeOutcome::NotRevoked("revoking a coupon is not supported: disable it by hand".into())
     }
 }

@@ -18,8 +18,9 @@
 
 use fulfillment_guest::lms::{self, LmsConfig};
 use fulfillment_guest::{
-    Completion, Failure, FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, Outcome, RevokeOutcome, attr,
-    attribute, complete, fail_all, failed, failure, failure_for_http_error, http, module_info, send_json,
+    Completion, Failure, FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, Outcome,
+    Revocation, RevokeOutcome, attr, attribute, complete, fail_all, failed, failure,
+    failure_for_http_error, http, module_info, send_json,
 };
 use serde_json::json;
 
@@ -61,10 +62,15 @@ fn transport_failure(error: &http::Error) -> fulfillment_guest::Failure {
 }
 
 fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOutcome {
-    let Some(course_uuid) = attribute(&line.product.attributes, "UUID").filter(|uuid| !uuid.is_empty()) else {
+    let Some(course_uuid) =
+        attribute(&line.product.attributes, "UUID").filter(|uuid| !uuid.is_empty())
+    else {
         return failed(
             line,
-            failure(FailureKind::Configuration, format!("product {} has no UUID attribute", line.product.sku)),
+            failure(
+                FailureKind::Configuration,
+                format!("product {} has no UUID attribute", line.product.sku),
+            ),
         );
     };
     let body = json!({
@@ -74,17 +80,30 @@ fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOut
         "order_number": order.number,
         "email_opt_in": email_opt_in,
     });
-    let headers = lms.config.headers(&[("Idempotency-Key", line.idempotency_key.as_str())]);
-    match send_json("POST", &lms.entitlements_url, &headers, Some(&body), lms.config.timeout_ms) {
+    let headers = lms
+        .config
+        .headers(&[("Idempotency-Key", line.idempotency_key.as_str())]);
+    match send_json(
+        "POST",
+        &lms.entitlements_url,
+        &headers,
+        Some(&body),
+        lms.config.timeout_ms,
+    ) {
         Ok(response) if response.status == 200 || response.status == 201 => {
-            let uuid = response
-                .json()
-                .and_then(|json| json.get("uuid").and_then(|uuid| uuid.as_str()).map(str::to_string));
+            let uuid = response.json().and_then(|json| {
+                json.get("uuid")
+                    .and_then(|uuid| uuid.as_str())
+                    .map(str::to_string)
+            });
             match uuid {
                 Some(uuid) => complete(line, vec![attr(ENTITLEMENT_UUID, uuid)]),
                 None => failed(
                     line,
-                    failure(FailureKind::Server, "the LMS created the entitlement but answered without its uuid"),
+                    failure(
+                        FailureKind::Server,
+                        "the LMS created the entitlement but answered without its uuid",
+                    ),
                 ),
             }
         }
@@ -106,10 +125,17 @@ fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOut
                 lms::error_answer(&order.number, &format!("course {course_uuid}"), &response),
             ),
             Err(why) => {
-                let refused = lms::error_answer(&order.number, &format!("course {course_uuid}"), &response);
+                let refused =
+                    lms::error_answer(&order.number, &format!("course {course_uuid}"), &response);
                 failed(
                     line,
-                    failure(why.kind, format!("{}; looking for an existing entitlement: {}", refused.message, why.message)),
+                    failure(
+                        why.kind,
+                        format!(
+                            "{}; looking for an existing entitlement: {}",
+                            refused.message, why.message
+                        ),
+                    ),
                 )
             }
         },
@@ -124,7 +150,11 @@ fn entitle(lms: &Lms, order: &Order, line: &Line, email_opt_in: bool) -> LineOut
 /// The uuid of the learner's active entitlement to `course_uuid` from
 /// `order`, if the LMS has one. A revoked one is an error: the LMS will not
 /// create another, and staff must decide.
-fn find_entitlement(lms: &Lms, order: &Order, course_uuid: &str) -> Result<Option<String>, Failure> {
+fn find_entitlement(
+    lms: &Lms,
+    order: &Order,
+    course_uuid: &str,
+) -> Result<Option<String>, Failure> {
     let headers = lms.config.headers(&[]);
     for page in 1..=LOOKUP_PAGES {
         let url = format!(
@@ -135,20 +165,44 @@ fn find_entitlement(lms: &Lms, order: &Order, course_uuid: &str) -> Result<Optio
         let response = send_json("GET", &url, &headers, None, lms.config.timeout_ms)
             .map_err(|error| transport_failure(&error))?;
         if response.status != 200 {
-            return Err(lms::error_answer(&order.number, &format!("the entitlements of {}", order.user.username), &response));
+            return Err(lms::error_answer(
+                &order.number,
+                &format!("the entitlements of {}", order.user.username),
+                &response,
+            ));
         }
         let json = response.json().unwrap_or_default();
-        let results = json.get("results").and_then(|results| results.as_array()).cloned().unwrap_or_default();
+        let results = json
+            .get("results")
+            .and_then(|results| results.as_array())
+            .cloned()
+            .unwrap_or_default();
         let found = results.iter().find(|entitlement| {
-            entitlement.get("course_uuid").and_then(|uuid| uuid.as_str()) == Some(course_uuid)
-                && entitlement.get("order_number").and_then(|number| number.as_str()) == Some(order.number.as_str())
+            entitlement
+                .get("course_uuid")
+                .and_then(|uuid| uuid.as_str())
+                == Some(course_uuid)
+                && entitlement
+                    .get("order_number")
+                    .and_then(|number| number.as_str())
+                    == Some(order.number.as_str())
         });
         if let Some(entitlement) = found {
-            let Some(uuid) = entitlement.get("uuid").and_then(|uuid| uuid.as_str()).filter(|uuid| !uuid.is_empty()) else {
-                return Err(failure(FailureKind::Server, "the LMS listed the entitlement without its uuid"));
+            let Some(uuid) = entitlement
+                .get("uuid")
+                .and_then(|uuid| uuid.as_str())
+                .filter(|uuid| !uuid.is_empty())
+            else {
+                return Err(failure(
+                    FailureKind::Server,
+                    "the LMS listed the entitlement without its uuid",
+                ));
             };
             let uuid = uuid.to_string();
-            if entitlement.get("expired_at").is_some_and(|expired| !expired.is_null()) {
+            if entitlement
+                .get("expired_at")
+                .is_some_and(|expired| !expired.is_null())
+            {
                 return Err(failure(
                     FailureKind::Server,
                     format!(
@@ -171,7 +225,9 @@ fn find_entitlement(lms: &Lms, order: &Order, course_uuid: &str) -> Result<Optio
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (byte as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
@@ -182,33 +238,56 @@ impl Guest for CourseEntitlement {
         module_info(MODULE, env!("CARGO_PKG_VERSION"), &[PRODUCT_TYPE])
     }
 
-    fn supports_line(_order: Order, line: Line) -> bool {
-        let certificate_type = attribute(&line.product.attributes, "certificate_type").unwrap_or("");
-        line.product.product_type == PRODUCT_TYPE && !EXECUTIVE_EDUCATION.contains(&certificate_type)
+    fn supports_lines(_order: Order, lines: Vec<Line>) -> Vec<bool> {
+        lines
+            .iter()
+            .map(|line| {
+                let certificate_type =
+                    attribute(&line.product.attributes, "certificate_type").unwrap_or("");
+                line.product.product_type == PRODUCT_TYPE
+                    && !EXECUTIVE_EDUCATION.contains(&certificate_type)
+            })
+            .collect()
     }
 
     fn fulfill_product(order: Order, lines: Vec<Line>, email_opt_in: bool) -> Vec<LineOutcome> {
         match Lms::from_config() {
-            Ok(lms) => lines.iter().map(|line| entitle(&lms, &order, line, email_opt_in)).collect(),
+            Ok(lms) => lines
+                .iter()
+                .map(|line| entitle(&lms, &order, line, email_opt_in))
+                .collect(),
             Err(why) => fail_all(&lines, &why),
         }
     }
 
-    fn revoke_line(_order: Order, line: Line) -> RevokeOutcome {
+    fn revoke_line(_order: Order, line: Line, _refund: Revocation) -> RevokeOutcome {
         let lms = match Lms::from_config() {
             Ok(lms) => lms,
             Err(why) => return RevokeOutcome::NotRevoked(why.message),
         };
         let Some(uuid) = attribute(&line.stored_attributes, ENTITLEMENT_UUID) else {
-            return RevokeOutcome::NotRevoked(format!("line {} has no {ENTITLEMENT_UUID}", line.id));
+            return RevokeOutcome::NotRevoked(format!(
+                "line {} has no {ENTITLEMENT_UUID}",
+                line.id
+            ));
         };
         let url = format!("{}{uuid}/", lms.entitlements_url);
-        match send_json("DELETE", &url, &lms.config.headers(&[]), None, lms.config.timeout_ms) {
-            Ok(response) if response.status == 204 || response.status == 200 => RevokeOutcome::Revoked(None),
+        match send_json(
+            "DELETE",
+            &url,
+            &lms.config.headers(&[]),
+            None,
+            lms.config.timeout_ms,
+        ) {
+            Ok(response) if response.status == 204 || response.status == 200 => {
+                RevokeOutcome::Revoked(None)
+            }
             Ok(response) => RevokeOutcome::NotRevoked(format!(
                 "the LMS answered {} for entitlement {uuid}: {}",
                 response.status,
-                response.message().unwrap_or_else(|| lms::NO_DETAIL.to_string())
+                response
+                    .message()
+                    .unwrap_or_else(|| lms::NO_DETAIL.to_string())
             )),
             Err(error) => RevokeOutcome::NotRevoked(transport_failure(&error).message),
         }

@@ -1,7 +1,10 @@
 //! Fulfills `Donation` lines: nothing to deliver, so every line is complete,
 //! and a refund revokes at once (as the reference's DonationsFromCheckoutTestFulfillmentModule).
 
-use fulfillment_guest::{Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, complete, module_info};
+use fulfillment_guest::{
+    Guest, Line, LineOutcome, ModuleInfo, Order, Revocation, RevokeOutcome, claim_product_type,
+    complete, module_info,
+};
 
 const PRODUCT_TYPE: &str = "Donation";
 
@@ -12,15 +15,18 @@ impl Guest for Donation {
         module_info("donation", env!("CARGO_PKG_VERSION"), &[PRODUCT_TYPE])
     }
 
-    fn supports_line(_order: Order, line: Line) -> bool {
-        line.product.product_type == PRODUCT_TYPE
+    fn supports_lines(_order: Order, lines: Vec<Line>) -> Vec<bool> {
+        claim_product_type(&lines, PRODUCT_TYPE)
     }
 
     fn fulfill_product(_order: Order, lines: Vec<Line>, _email_opt_in: bool) -> Vec<LineOutcome> {
-        lines.iter().map(|line| complete(line, Vec::new())).collect()
+        lines
+            .iter()
+            .map(|line| complete(line, Vec::new()))
+            .collect()
     }
 
-    fn revoke_line(_order: Order, _line: Line) -> RevokeOutcome {
+    fn revoke_line(_order: Order, _line: Line, _refund: Revocation) -> RevokeOutcome {
         RevokeOutcome::Revoked(None)
     }
 }

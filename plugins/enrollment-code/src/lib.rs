@@ -11,8 +11,8 @@
 //! larger quantity is a configuration error rather than a huge line).
 
 use fulfillment_guest::{
-    FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, attr, complete, config,
-    fail_all, failed, failure, module_info, required_config,
+    FailureKind, Guest, Line, LineOutcome, ModuleInfo, Order, Revocation, RevokeOutcome, attr,
+    claim_product_type, complete, config, fail_all, failed, failure, module_info, required_config,
 };
 use sha2::{Digest, Sha256};
 
@@ -28,7 +28,11 @@ struct EnrollmentCode;
 /// The `index`th code of the line with `idempotency_key`.
 fn voucher_code(secret: &str, idempotency_key: &str, index: u32) -> String {
     let mut hasher = Sha256::new();
-    for part in [secret.as_bytes(), idempotency_key.as_bytes(), &index.to_be_bytes()] {
+    for part in [
+        secret.as_bytes(),
+        idempotency_key.as_bytes(),
+        &index.to_be_bytes(),
+    ] {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
@@ -46,7 +50,10 @@ fn issue(secret: &str, max_codes: u32, line: &Line) -> LineOutcome {
             line,
             failure(
                 FailureKind::Configuration,
-                format!("line {} asks for {} codes; the module issues at most {max_codes} per line (config `max_codes`)", line.id, line.quantity),
+                format!(
+                    "line {} asks for {} codes; the module issues at most {max_codes} per line (config `max_codes`)",
+                    line.id, line.quantity
+                ),
             ),
         );
     }
@@ -68,8 +75,8 @@ impl Guest for EnrollmentCode {
         module_info(MODULE, env!("CARGO_PKG_VERSION"), &[PRODUCT_TYPE])
     }
 
-    fn supports_line(_order: Order, line: Line) -> bool {
-        line.product.product_type == PRODUCT_TYPE
+    fn supports_lines(_order: Order, lines: Vec<Line>) -> Vec<bool> {
+        claim_product_type(&lines, PRODUCT_TYPE)
     }
 
     fn fulfill_product(_order: Order, lines: Vec<Line>, _email_opt_in: bool) -> Vec<LineOutcome> {
@@ -80,10 +87,13 @@ impl Guest for EnrollmentCode {
         let max_codes = config::get("max_codes")
             .and_then(|text| text.parse().ok())
             .unwrap_or(DEFAULT_MAX_CODES);
-        lines.iter().map(|line| issue(&secret, max_codes, line)).collect()
+        lines
+            .iter()
+            .map(|line| issue(&secret, max_codes, line))
+            .collect()
     }
 
-    fn revoke_line(_order: Order, line: Line) -> RevokeOutcome {
+    fn revoke_line(_order: Order, line: Line, _refund: Revocation) -> RevokeOutcome {
         RevokeOutcome::NotRevoked(format!(
             "enrollment codes are not revoked automatically: disable the codes of line {} by hand",
             line.id

@@ -8,8 +8,9 @@
 
 use fulfillment_guest::lms::{self, LmsConfig};
 use fulfillment_guest::{
-    FailureKind, Guest, JsonResponse, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, attribute,
-    complete, fail_all, failed, failure, failure_for_http_error, http, module_info, send_json,
+    FailureKind, Guest, JsonResponse, Line, LineOutcome, ModuleInfo, Order, Revocation,
+    RevokeOutcome, attribute, claim_product_type, complete, fail_all, failed, failure,
+    failure_for_http_error, http, module_info, send_json,
 };
 use serde_json::{Value, json};
 
@@ -113,7 +114,10 @@ fn enroll(lms: &Lms, order: &Order, line: &Line) -> LineOutcome {
     let body = enrollment_body(order, line, course_key);
     match lms.post(&body, &line.idempotency_key) {
         Ok(response) if response.status == 200 => complete(line, Vec::new()),
-        Ok(response) => failed(line, lms::error_answer(&order.number, course_key, &response)),
+        Ok(response) => failed(
+            line,
+            lms::error_answer(&order.number, course_key, &response),
+        ),
         Err(error) => failed(line, failure_for_http_error(MODULE, &error)),
     }
 }
@@ -123,30 +127,38 @@ impl Guest for Enrollment {
         module_info(MODULE, env!("CARGO_PKG_VERSION"), &[PRODUCT_TYPE])
     }
 
-    fn supports_line(_order: Order, line: Line) -> bool {
-        line.product.product_type == PRODUCT_TYPE
+    fn supports_lines(_order: Order, lines: Vec<Line>) -> Vec<bool> {
+        claim_product_type(&lines, PRODUCT_TYPE)
     }
 
     fn fulfill_product(order: Order, lines: Vec<Line>, _email_opt_in: bool) -> Vec<LineOutcome> {
         match Lms::from_config() {
-            Ok(lms) => lines.iter().map(|line| enroll(&lms, &order, line)).collect(),
+            Ok(lms) => lines
+                .iter()
+                .map(|line| enroll(&lms, &order, line))
+                .collect(),
             Err(why) => fail_all(&lines, &why),
         }
     }
 
-    fn revoke_line(order: Order, line: Line) -> RevokeOutcome {
+    fn revoke_line(order: Order, line: Line, _refund: Revocation) -> RevokeOutcome {
         let lms = match Lms::from_config() {
             Ok(lms) => lms,
             Err(why) => return RevokeOutcome::NotRevoked(why.message),
         };
         let Some(course_key) = course_key(&line) else {
-            return RevokeOutcome::NotRevoked(format!("product {} has no course_key attribute", line.product.sku));
+            return RevokeOutcome::NotRevoked(format!(
+                "product {} has no course_key attribute",
+                line.product.sku
+            ));
         };
         let body = deactivation_body(&order, &line, course_key);
         match lms.post(&body, &format!("{}-revoke", line.idempotency_key)) {
             Ok(response) if response.status == 200 => RevokeOutcome::Revoked(None),
             Ok(response) => {
-                let message = response.message().unwrap_or_else(|| lms::NO_DETAIL.to_string());
+                let message = response
+                    .message()
+                    .unwrap_or_else(|| lms::NO_DETAIL.to_string());
                 if response.status == 400 && message.contains(MODE_MISMATCH) {
                     RevokeOutcome::Revoked(Some(format!(
                         "Skipped revoking {course_key}: {message}; the learner's enrollment is in another mode"
