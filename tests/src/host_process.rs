@@ -31,6 +31,13 @@ pub fn shared_xdg_cache_home() -> PathBuf {
     crate::artifacts::workspace_root().join("target/tmp/xdg-cache")
 }
 
+/// The compiled-module cache folder that settings without `[runtime]`
+/// get under [`shared_xdg_cache_home`]; in-process tests point their
+/// settings at it too.
+pub fn shared_module_cache_dir() -> PathBuf {
+    shared_xdg_cache_home().join("fulfillment-host/modules")
+}
+
 /// A running `fulfillment-host` process.
 pub struct HostProcess {
     child: Child,

@@ -143,8 +143,8 @@ impl ComponentOrigin {
 impl std::fmt::Display for ComponentOrigin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ComponentOrigin::Compiled(took) => write!(f, "compiled in {} ms", took.as_millis()),
-            ComponentOrigin::Cached(took) => write!(f, "loaded from the compile cache in {} ms", took.as_millis()),
+            ComponentOrigin::Compiled(took) => write!(f, "compiled in {:.1} ms", took.as_secs_f64() * 1e3),
+            ComponentOrigin::Cached(took) => write!(f, "loaded from the compile cache in {:.1} ms", took.as_secs_f64() * 1e3),
         }
     }
 }

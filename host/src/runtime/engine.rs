@@ -270,7 +270,7 @@ impl Runtime {
             match runtime.add(module).await.map_err(|error| error.in_settings(&settings.path)) {
                 Ok(loaded) => {
                     if let Some(origin) = runtime.shared.engine.origin(loaded.digest()) {
-                        tracing::info!(module = %module.name, origin = origin.as_str(), ms = origin.took().as_millis() as u64, "module ready: {origin}");
+                        tracing::info!(module = %module.name, origin = origin.as_str(), ms = origin.took().as_secs_f64() * 1e3, "module ready: {origin}");
                     }
                 }
                 Err(error) if module.on_load_failure == LoadFailurePolicy::Disable => {

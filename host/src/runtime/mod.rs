@@ -1,8 +1,9 @@
 //! The WebAssembly side: one engine, the loaded modules, and calls into them.
 //!
 //! Start at [`Runtime::load`]: it compiles every enabled module of the
-//! settings once, checks that it implements the `fulfillment-module` world,
-//! pre-links it against the host's imports and asks it to `describe` itself.
+//! settings once (or loads it from the on-disk [`CompileCache`]), checks
+//! that it implements the `fulfillment-module` world, pre-links it against
+//! the host's imports and asks it to `describe` itself.
 //! A [`ModuleSession`] is one module's fresh `Store` and instance for one
 //! order: no state survives from one order to the next.
 //!
