@@ -286,10 +286,10 @@ impl CompileCache {
         if self.writes_failed.load(Ordering::Relaxed) {
             return;
         }
-        if let Err(error) = self.try_store(digest, component) {
-            if !self.writes_failed.swap(true, Ordering::Relaxed) {
-                tracing::warn!(dir = %self.dir.display(), error = %format!("{error:#}"), "cannot write to the compiled-module cache: modules will be compiled again at the next start");
-            }
+        if let Err(error) = self.try_store(digest, component)
+            && !self.writes_failed.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %format!("{error:#}"), "cannot write to the compiled-module cache: modules will be compiled again at the next start");
         }
     }
 
