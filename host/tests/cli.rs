@@ -598,3 +598,22 @@ fn a_crash_before_the_rename_leaves_no_entry_that_is_used() {
     let (text, _) = check_runs(dir.path(), "donation");
     assert!(text.contains("loaded from the compile cache"), "{text}");
 }
+
+#[test]
+fn a_cache_folder_that_cannot_be_written_warns_once_and_the_module_still_loads() {
+    // Permissions do not stop root, so the entry's name is taken by a
+    // folder: the rename of the written entry fails, as on a read-only
+    // folder.
+    let learn = cache_workspace(false);
+    check_runs(learn.path(), "donation");
+    let entry_name = entry_of(learn.path(), "donation").file_name().expect("a name").to_owned();
+
+    let dir = cache_workspace(false);
+    std::fs::create_dir_all(dir.path().join("cache").join(&entry_name)).expect("block the entry's name");
+    let (text, errors) = check_runs(dir.path(), "donation");
+    assert!(text.contains("loaded:        compiled in "), "{text}");
+    assert!(errors.contains("cannot write to the compiled-module cache"), "{errors}");
+    assert_eq!(errors.matches("cannot write").count(), 1, "warned once: {errors}");
+    let files = cache_files(dir.path());
+    assert!(files.iter().all(|name| !name.starts_with(".tmp-")), "the failed write's temp file is gone: {files:?}");
+}
