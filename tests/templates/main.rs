@@ -8,14 +8,15 @@
 //! The tool chains' caches are reused: npm's and pip's own (componentize-js
 //! and componentize-py are downloaded once per machine), and one
 //! CARGO_TARGET_DIR under target/ for the Rust projects (wit-bindgen is built
-//! once). Run with `cargo test -p fulfillment-tests --test templates` after
-//! `cargo build -p fulfillment-host`.
+//! once); and the test run's compiled-module cache under target/tmp. Run
+//! with `cargo test -p fulfillment-tests --test templates` after `cargo build
+//! -p fulfillment-host`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use fulfillment_tests::artifacts::workspace_root;
-use fulfillment_tests::host_process::host_binary;
+use fulfillment_tests::host_process::{host_binary, shared_xdg_cache_home};
 
 fn new_project(dir: &Path, args: &[&str]) -> Output {
     Command::new(host_binary())
@@ -23,8 +24,22 @@ fn new_project(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_LOG")
+        .env("XDG_CACHE_HOME", shared_xdg_cache_home())
         .output()
         .expect("fulfillment-host runs")
+}
+
+/// pip's cache as the user's environment has it: PIP_CACHE_DIR, else
+/// `$XDG_CACHE_HOME/pip`, else `~/.cache/pip`.
+fn pip_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PIP_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let cache_home = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache_home.join("pip")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -43,6 +58,12 @@ fn project_passes_its_own_test(lang: &str, env: &[(&str, PathBuf)]) {
         .current_dir(&project)
         .env("FULFILLMENT_HOST", host_binary())
         .env_remove("RUST_LOG")
+        // The test run's compiled-module cache: test.sh's second run-module
+        // loads the module compiled by its first.
+        .env("XDG_CACHE_HOME", shared_xdg_cache_home())
+        // That would move pip's cache too (it lives under XDG_CACHE_HOME):
+        // keep the user's.
+        .env("PIP_CACHE_DIR", pip_cache_dir())
         // The outer cargo's flags are for the host target, not wasm32-wasip2.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .envs(env.iter().map(|(key, value)| (*key, value)))
