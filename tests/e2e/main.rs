@@ -11,6 +11,7 @@ mod breaker;
 mod browser;
 mod caps;
 mod chromium;
+mod components;
 mod contract;
 mod credentials;
 mod dashboard;
