@@ -184,17 +184,21 @@ export function fulfillProduct(order, lines, emailOptIn) {
   });
 }
 
-export function revokeLine(order, line, refund) {
+export function revokeLine(order, line, revocation) {
   const stored = attribute(line.storedAttributes, CODES);
   if (stored === undefined) {
     return { tag: 'revoked', val: `line ${line.id} has no gift cards to cancel` };
   }
+  // The cause is a variant: a refund (by id) is the one 1.1 has.
+  const reason = revocation.cause.tag === 'refund'
+    ? { reason: 'refund', refund_id: Number(revocation.cause.val) }
+    : { reason: revocation.cause.tag };
   try {
     const config = settings();
     const codes = stored.split(',');
     for (const code of codes) {
       sendJson(config, 'POST', `${config.serviceUrl}/api/v1/cards/${encodeURIComponent(code)}/cancel`,
-        refund.idempotencyKey, { reason: 'refund', refund_id: Number(refund.refundId) }, `cancel card ${code}`);
+        revocation.idempotencyKey, reason, `cancel card ${code}`);
     }
     return { tag: 'revoked', val: `Gift card(s) ${codes.join(', ')} cancelled` };
   } catch (failure) {

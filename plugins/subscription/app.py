@@ -24,6 +24,7 @@ from wit_world.imports.types import (
     Outcome_Complete,
     Outcome_Failed,
     Revocation,
+    RevocationCause_Refund,
     RevokeOutcome,
     RevokeOutcome_NotRevoked,
     RevokeOutcome_Revoked,
@@ -197,17 +198,23 @@ class WitWorld(wit_world.WitWorld):
                 outcomes.append(failed(line, failure))
         return outcomes
 
-    def revoke_line(self, order: Order, line: Line, refund: Revocation) -> RevokeOutcome:
+    def revoke_line(self, order: Order, line: Line, revocation: Revocation) -> RevokeOutcome:
         subscription = attribute(line.stored_attributes, SUBSCRIPTION_ID)
         if subscription is None:
             return RevokeOutcome_Revoked(f"line {line.id} has no subscription to cancel")
+        # The cause is a variant: a refund (by id) is the one 1.1 has.
+        cause = revocation.cause
+        if isinstance(cause, RevocationCause_Refund):
+            reason = {"reason": "refund", "refund_id": cause.value}
+        else:
+            reason = {"reason": type(cause).__name__}
         try:
             settings = Settings()
             send_json(
                 settings,
                 f"{settings.service_url}/api/v1/subscriptions/{quote(subscription, safe='')}/cancel",
-                refund.idempotency_key,
-                {"reason": "refund", "refund_id": refund.refund_id},
+                revocation.idempotency_key,
+                reason,
                 f"cancel subscription {subscription}",
             )
         except LineFailure as failure:

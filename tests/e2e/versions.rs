@@ -197,3 +197,62 @@ async fn a_module_built_against_a_version_not_served_is_refused_by_name() {
         )
     );
 }
+
+/// The committed 1.0 binary (built once from tests/fixtures/legacy-v1-0),
+/// claiming "Legacy Donation", with `config` and `allowed_hosts`.
+fn prebuilt_legacy(allowed_hosts: &[&str], config: &[(&str, &str)]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/prebuilt/legacy-v1-0.wasm");
+    let mut entry = format!(
+        "[[modules]]\nname = \"legacy\"\npath = {:?}\nallowed_hosts = {allowed_hosts:?}\n[modules.config]\nclaim = \"Legacy Donation\"\n",
+        path.display().to_string()
+    );
+    for (key, value) in config {
+        entry.push_str(&format!("{key} = {value:?}\n"));
+    }
+    entry
+}
+
+#[tokio::test]
+async fn the_committed_1_0_binary_uses_every_1_0_import_through_the_host() {
+    // Two destinations on a port where nothing listens: one allowed (the
+    // host tries it: connect-failed), one not (the host refuses it).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = closed.local_addr().expect("bound").port();
+    drop(closed);
+    let allowed = format!("http://127.0.0.1:{port}");
+    for (allowed_hosts, expected) in [(vec![allowed.as_str()], "connect-failed"), (vec![], "refused")] {
+        let toml = prebuilt_legacy(&allowed_hosts, &[("url", &format!("{allowed}/health"))]);
+        let runtime = support::runtime(&toml).await;
+        let module = runtime.module("legacy").expect("loaded");
+        assert_eq!(module.contract_version(), ContractVersion::V1_0);
+        for interface in ["config", "log", "http"] {
+            let import = format!("commerce:fulfillment/{interface}@1.0.0");
+            assert!(module.imports().contains(&import), "{import} in {:?}", module.imports());
+        }
+        let mut order = support::order("EDX-1104", vec![line(1, "Legacy Donation", "L1", json!({}))]);
+        dispatch::fulfill_order(&runtime, &mut order).await.expect("dispatch runs");
+        assert_eq!(order.status, OrderStatus::Complete, "{:?}", order.notes);
+        assert_eq!(order.lines[0].attributes["http"], expected, "allowed_hosts = {allowed_hosts:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_1_0_module_that_traps_mid_claim_keeps_its_earlier_claims_and_leaves_the_rest() {
+    let toml = module_entry("legacy", "legacy-v1-0", &[], &[("claim", "Legacy Donation"), ("trap_on_line", "3")])
+        + &module_entry("fallback", "misbehaving", &[], &[("claim", "Legacy Donation")]);
+    let runtime = support::runtime(&toml).await;
+    let lines = (1..=3).map(|id| line(id, "Legacy Donation", &format!("L{id}"), json!({}))).collect();
+    let mut order = support::order("EDX-1105", lines);
+    dispatch::fulfill_order(&runtime, &mut order).await.expect("dispatch runs");
+    let status = |id| order.line(id).map(|line| (line.status, line.fulfilled_by.clone()));
+    // Lines 1 and 2 were claimed before the trap: they are the legacy
+    // module's, and fail with it; line 3 goes on to the next module.
+    assert_eq!(status(1), Some((LineStatus::ServerError, Some("legacy".into()))));
+    assert_eq!(status(2), Some((LineStatus::ServerError, Some("legacy".into()))));
+    assert_eq!(status(3), Some((LineStatus::Complete, Some("fallback".into()))));
+    let notes = notes_for(&order, 1);
+    assert!(
+        notes.iter().any(|note| note.contains("failed in supports-line: trap") && note.contains("legacy fixture panic in supports-line for line 3")),
+        "{notes:?}"
+    );
+}

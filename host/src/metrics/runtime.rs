@@ -39,7 +39,7 @@ impl Collector for RuntimeCollector {
         {
             let mut metric = encoder.encode_descriptor(
                 "module_calls",
-                "Calls into a module by function (instantiate, describe, supports-line, fulfill-product, revoke-line).",
+                "Calls into a module by function (instantiate, describe, supports-lines, 1.0 modules' supports-line, fulfill-product, revoke-line).",
                 None,
                 MetricType::Counter,
             )?;

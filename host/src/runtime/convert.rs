@@ -186,10 +186,10 @@ pub mod v1_1 {
         }
     }
 
-    /// The refund that asks to revoke `line`.
+    /// The revocation of `line` for refund `refund_id`.
     pub fn revocation(order: &Order, line: &crate::model::Line, refund_id: u64) -> wit::Revocation {
         wit::Revocation {
-            refund_id,
+            cause: wit::RevocationCause::Refund(refund_id),
             idempotency_key: format!("{}-refund-{refund_id}", line.idempotency_key(&order.number)),
         }
     }

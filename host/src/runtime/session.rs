@@ -205,6 +205,7 @@ impl<'m> ModuleSession<'m> {
             .run(wall, exports.call_supports_lines(&mut self.store, wit_order, &wit_lines))
             .await
             .map_err(|error| fault(self.module, &self.store, CALL, &error))?;
+        self.check_output(CALL, answers.len())?;
         if answers.len() != lines.len() {
             let reason = format!(
                 "answered {} claims for {} lines; supports-lines must answer once per line",

@@ -103,7 +103,8 @@ pub fn detect<'a>(
         .filter_map(|interface| interface.split_once('@').map(|(_, version)| version))
         .collect();
     found.sort_unstable();
-    found.dedup();
+    // 1.1.0 and 1.1.1 are one version (a patch changes comments only).
+    found.dedup_by(|later, earlier| parse(later).is_some() && parse(later) == parse(earlier));
     match found.as_slice() {
         [] => {
             let exports: Vec<&str> = exports.into_iter().collect();
@@ -125,9 +126,15 @@ pub fn detect<'a>(
     }
 }
 
-/// The major and minor of a semver version ("1.1.0", "1.1.0-rc.1").
+/// The major and minor of a release version ("1.1.0", "1.1.2+build"); none
+/// for a pre-release ("1.1.0-rc.1"), which no host serves (wasmtime does not
+/// link pre-releases by semver either).
 fn parse(version: &str) -> Option<(u64, u64)> {
-    let mut parts = version.split(['.', '-', '+']);
+    let release = version.split_once('+').map_or(version, |(release, _build)| release);
+    if release.contains('-') {
+        return None;
+    }
+    let mut parts = release.split('.');
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
     Some((major, minor))
@@ -161,7 +168,61 @@ mod tests {
             "it is built against commerce:fulfillment@1.2.0, which this host does not serve (it serves 1.0.0, 1.1.0); upgrade fulfillment-host, or rebuild the module against a version it serves"
         );
         assert!(matches!(detect(["commerce:fulfillment/types@2.0.0"], []), Err(VersionError::NotServed { .. })));
+        assert_eq!(
+            detect(["commerce:fulfillment/types@1.1.0-rc.1"], []),
+            Err(VersionError::NotServed { found: "1.1.0-rc.1".into() }),
+            "a pre-release is named, not served"
+        );
+        assert_eq!(
+            detect(["commerce:fulfillment/types@1.1.0", "commerce:fulfillment/log@1.1.1"], []),
+            Ok(ContractVersion::V1_1),
+            "two patches of one minor are one version"
+        );
         let error = detect(["commerce:fulfillment/types@1.0.0", "commerce:fulfillment/log@1.1.0"], []).expect_err("mixed");
         assert_eq!(error.to_string(), "it imports two versions of commerce:fulfillment (1.0.0 and 1.1.0); a module is built against one");
+    }
+
+    fn wit_file(version: &str, name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit").join(version).join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+    }
+
+    /// wit/1.0 is what 1.0 modules were built from: it must not change. (If
+    /// only a comment changed, and on purpose, update its digest here.)
+    #[test]
+    fn the_1_0_wit_is_frozen() {
+        use sha2::Digest;
+        let frozen = [
+            ("config.wit", "4d2a63cc003c6f741d87ce4725cc4d3de29b47761e39399bb26117559e9fb5e2"),
+            ("http.wit", "06189eecd0625be4d695d414589a3bdc3373c0cbbae3df16f127d42ca328bb0b"),
+            ("log.wit", "dda6e60ac8274b56878b400bbe559b54e1ae915fbbe464024e5aacc2d59784f8"),
+            ("types.wit", "06e6d0ec37f5a889649520fbce503f0d5c8e29184b5a90378e9c1f69725b3b55"),
+            ("world.wit", "6c61e799833e9c329247655fc5caa76501cefd8fb73bd03f9c3e8ee57b09e064"),
+        ];
+        for (name, digest) in frozen {
+            let actual = hex::encode(sha2::Sha256::digest(wit_file("1.0", name)));
+            assert_eq!(actual, digest, "wit/1.0/{name} changed: 1.0 is frozen (docs/plugin-authors.md, Contract versions)");
+        }
+    }
+
+    /// The host links every 1.x module's imports to the newest version's
+    /// interfaces: their functions and types must be 1.0's exactly (comments
+    /// and the version aside).
+    #[test]
+    fn the_imported_interfaces_are_the_same_in_every_1_x() {
+        let code = |text: String| -> Vec<String> {
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with("//"))
+                .map(|line| line.replace("@1.0.0", "@1.x").replace(&format!("@{}", ContractVersion::NEWEST), "@1.x"))
+                .collect()
+        };
+        for name in ["log.wit", "config.wit", "http.wit"] {
+            assert_eq!(
+                code(wit_file("1.1", name)),
+                code(wit_file("1.0", name)),
+                "wit/1.1/{name} differs from 1.0's: 1.0 modules link their imports to 1.1's"
+            );
+        }
     }
 }

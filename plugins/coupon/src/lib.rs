@@ -27,7 +27,7 @@ impl Guest for Coupon {
             .collect()
     }
 
-    fn revoke_line(_order: Order, _line: Line, _refund: Revocation) -> RevokeOutcome {
+    fn revoke_line(_order: Order, _line: Line, _revocation: Revocation) -> RevokeOutcome {
         RevokeOutcome::NotRevoked("revoking a coupon is not supported: disable it by hand".into())
     }
 }

@@ -26,7 +26,7 @@ impl Guest for Donation {
             .collect()
     }
 
-    fn revoke_line(_order: Order, _line: Line, _refund: Revocation) -> RevokeOutcome {
+    fn revoke_line(_order: Order, _line: Line, _revocation: Revocation) -> RevokeOutcome {
         RevokeOutcome::Revoked(None)
     }
 }

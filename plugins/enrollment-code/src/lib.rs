@@ -93,7 +93,7 @@ impl Guest for EnrollmentCode {
             .collect()
     }
 
-    fn revoke_line(_order: Order, line: Line, _refund: Revocation) -> RevokeOutcome {
+    fn revoke_line(_order: Order, line: Line, _revocation: Revocation) -> RevokeOutcome {
         RevokeOutcome::NotRevoked(format!(
             "enrollment codes are not revoked automatically: disable the codes of line {} by hand",
             line.id

@@ -141,7 +141,7 @@ impl Guest for Enrollment {
         }
     }
 
-    fn revoke_line(order: Order, line: Line, _refund: Revocation) -> RevokeOutcome {
+    fn revoke_line(order: Order, line: Line, _revocation: Revocation) -> RevokeOutcome {
         let lms = match Lms::from_config() {
             Ok(lms) => lms,
             Err(why) => return RevokeOutcome::NotRevoked(why.message),

@@ -23,7 +23,7 @@ pub mod bindings {
 
 pub use bindings::commerce::fulfillment::{config, http, log, types};
 pub use bindings::{Guest, Line, LineOutcome, ModuleInfo, Order, RevokeOutcome, export_module};
-pub use types::{Address, Attribute, Completion, Failure, FailureKind, Outcome, Revocation, Shipping};
+pub use types::{Address, Attribute, Completion, Failure, FailureKind, Outcome, Revocation, RevocationCause, Shipping};
 
 /// The edX note for a line that failed because the remote system could not
 /// be reached.
