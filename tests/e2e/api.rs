@@ -7,7 +7,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{ADMIN_TOKEN, CHECKOUT_TOKEN, COURSE, Db, TestApp, checkout, statuses};
+use crate::harness::{
+    ADMIN_TOKEN, CHECKOUT_TOKEN, COURSE, Db, TestApp, checkout, edx_billing_address, full_shipping_address, shipped, statuses,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -186,7 +188,10 @@ async fn a_paid_checkout_whose_order_cannot_be_stored_becomes_an_order_later(db:
     .await
     .expect("insert the conflicting order");
 
-    let (status, body) = app.place(&checkout("59.00", "tok_success"), Some("lost-order")).await;
+    // With both addresses and a shipping charge: the order made from the
+    // record has them as the direct one would.
+    let request = shipped(checkout("59.00", "tok_success"));
+    let (status, body) = app.place(&request, Some("lost-order")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "order_pending");
     let message = body["error"]["message"].as_str().unwrap_or_default();
@@ -201,10 +206,13 @@ async fn a_paid_checkout_whose_order_cannot_be_stored_becomes_an_order_later(db:
         .await
         .expect("free the number");
     app.run_due_jobs().await;
-    let (status, order) = app.place(&checkout("59.00", "tok_success"), Some("lost-order")).await;
+    let (status, order) = app.place(&request, Some("lost-order")).await;
     assert_eq!(status, StatusCode::OK, "{order}");
     assert_eq!(order["number"], "EDX-100001");
     assert_eq!(order["payment"]["reference"], json!(reference));
+    assert_eq!(order["billing_address"], edx_billing_address(), "{order}");
+    assert_eq!(order["shipping_address"], full_shipping_address(), "{order}");
+    assert_eq!((&order["shipping_method"], &order["shipping_charge"], &order["total"]), (&json!("ups-ground"), &json!("5.00"), &json!("64.00")));
     let order = app.settled_order("EDX-100001").await;
     assert_eq!(order["status"], "Complete", "{order}");
     assert_eq!(app.charges(), 1);

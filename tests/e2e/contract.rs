@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{ADMIN_TOKEN, CHECKOUT_TOKEN, Db, TestApp, checkout};
+use crate::harness::{ADMIN_TOKEN, CHECKOUT_TOKEN, Db, TestApp, checkout, shipped};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -407,7 +407,8 @@ async fn every_answer_is_declared_in_the_openapi_document(db: Db) {
 
     // Orders.
     let orders = "/api/v1/orders";
-    let (status, _) = c.check(&app, Method::POST, orders, orders, shop, Some(&checkout("59.00", "tok_success"))).await;
+    // With both addresses: the answer's address records validate too.
+    let (status, _) = c.check(&app, Method::POST, orders, orders, shop, Some(&shipped(checkout("59.00", "tok_success")))).await;
     assert_eq!(status, StatusCode::CREATED);
     let body = checkout("59.00", "tok_success");
     let request = app.http.post(format!("{}{orders}", root(&app))).bearer_auth(CHECKOUT_TOKEN).header("Idempotency-Key", "k-1");
@@ -426,6 +427,7 @@ async fn every_answer_is_declared_in_the_openapi_document(db: Db) {
         (checkout("59.00", "tok_error"), StatusCode::BAD_GATEWAY),
         (checkout("58.99", "tok_success"), StatusCode::UNPROCESSABLE_ENTITY),
         (json!({"user": 1}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"shipping_address": {"company": "edX"}}), StatusCode::UNPROCESSABLE_ENTITY),
     ] {
         let (status, answer) = c.check(&app, Method::POST, orders, orders, shop, Some(&body)).await;
         assert_eq!(status, expected, "{answer}");

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
-use crate::harness::{ADMIN_TOKEN, CHECKOUT_TOKEN, COURSE, Db, TestApp, checkout};
+use crate::harness::{ADMIN_TOKEN, CHECKOUT_TOKEN, COURSE, Db, TestApp, checkout, shipped};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -16,6 +16,7 @@ on_both_databases!(
     a_post_without_the_sessions_csrf_token_or_from_another_origin_changes_nothing,
     retry_and_refunds_from_the_order_page_run_what_the_api_runs,
     the_list_filters_by_status_user_number_and_date_and_pages,
+    the_order_page_shows_the_shipping_and_both_addresses,
 );
 
 /// A browser's view of the dashboard: its cookies and the last CSRF token
@@ -558,4 +559,40 @@ async fn place_at(connection: &mut sqlx::AnyConnection, number: &str, at: &str, 
 
 fn time_now_rfc3339() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("formats")
+}
+
+/// The element `<dd id="{id}" ...>...</dd>` of a page, if any.
+fn element<'a>(html: &'a str, id: &str) -> Option<&'a str> {
+    let start = html.find(&format!(r#"id="{id}""#))?;
+    let end = html[start..].find("</dd>")?;
+    Some(&html[start..start + end])
+}
+
+async fn the_order_page_shows_the_shipping_and_both_addresses(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let mut body = shipped(checkout("59.00", "tok_success"));
+    body["shipping_address"]["line1"] = json!("10 <b>Downing</b> St");
+    let (status, placed) = app.place(&body, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    let (status, bare) = app.place(&checkout("59.00", "tok_success"), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{bare}");
+    let mut browser = Browser::new(&app);
+    browser.sign_in(ADMIN_TOKEN).await;
+
+    let page = browser.get("/dashboard/orders/EDX-100001").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("<dd>ups-ground, 5.00 USD</dd>"), "{}", page.html);
+    let ship_to = element(&page.html, "shipping-address").unwrap_or_else(|| panic!("a shipping address: {}", page.html));
+    assert_eq!(
+        ship_to,
+        r#"id="shipping-address" class="address">Bob Jones<br>10 &#60;b&#62;Downing&#60;/b&#62; St<br>London, Greater London SW1A 2AA<br>GB<br>+44 20 7925 0918"#,
+        "blank line2 left out, the markup escaped"
+    );
+    let bill_to = element(&page.html, "billing-address").unwrap_or_else(|| panic!("a billing address: {}", page.html));
+    assert_eq!(bill_to, r#"id="billing-address" class="address">Alice Smith<br>1 Main St<br>Apt 2<br>Cambridge, MA 02139<br>US"#);
+
+    let page = browser.get("/dashboard/orders/EDX-100002").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert_eq!(element(&page.html, "shipping-address"), None, "no address, no entry");
+    assert!(element(&page.html, "billing-address").is_some_and(|bill_to| bill_to.ends_with(">US")), "{}", page.html);
 }

@@ -296,6 +296,36 @@ pub(crate) fn checkout(total: &str, token: &str) -> Value {
     })
 }
 
+/// The billing address the edX storefront sends (its eight fields).
+pub(crate) fn edx_billing_address() -> Value {
+    json!({
+        "first_name": "Alice", "last_name": "Smith", "line1": "1 Main St", "line2": "Apt 2",
+        "city": "Cambridge", "state": "MA", "postcode": "02139", "country": "US",
+    })
+}
+
+/// A shipping address with every field of the record.
+pub(crate) fn full_shipping_address() -> Value {
+    json!({
+        "first_name": "Bob", "last_name": "Jones", "line1": "10 Downing St", "line2": "",
+        "city": "London", "state": "Greater London", "postcode": "SW1A 2AA", "country": "GB",
+        "phone_number": "+44 20 7925 0918",
+    })
+}
+
+/// `body` (a checkout) with both addresses and a shipping method and
+/// charge of 5.00 (added to its total).
+pub(crate) fn shipped(mut body: Value) -> Value {
+    let cents: i64 = body["total"].as_str().and_then(|total| total.replace('.', "").parse().ok()).expect("a USD total");
+    let cents = cents + 500;
+    body["total"] = json!(format!("{}.{:02}", cents / 100, cents % 100));
+    body["shipping_method"] = json!("ups-ground");
+    body["shipping_charge"] = json!("5.00");
+    body["billing_address"] = edx_billing_address();
+    body["shipping_address"] = full_shipping_address();
+    body
+}
+
 pub(crate) fn statuses(order: &Value) -> Vec<String> {
     order["lines"]
         .as_array()

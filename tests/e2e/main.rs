@@ -4,6 +4,7 @@
 //!
 //! Run with `scripts/test` (it builds the modules first).
 
+mod addresses;
 mod api;
 mod harness;
 mod jobs;

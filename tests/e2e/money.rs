@@ -59,7 +59,8 @@ async fn bad_input_is_refused_before_any_charge_naming_the_field(db: Db) {
         (with(&|body| body["user"]["username"] = json!("u".repeat(151))), "user.username"),
         (with(&|body| body["user"]["email"] = json!(format!("{}@example.com", "e".repeat(250)))), "user.email"),
         (with(&|body| body["payment"]["token"] = json!(format!("tok_success{}", "x".repeat(250)))), "payment.token"),
-        (with(&|body| body["billing_address"] = json!({"line1": "x".repeat(5_000)})), "billing_address"),
+        (with(&|body| body["billing_address"] = json!({"line1": "x".repeat(5_000)})), "billing_address.line1"),
+        (with(&|body| body["shipping_address"] = json!({"postcode": "x".repeat(65)})), "shipping_address.postcode"),
         (with(&|body| body["basket"][0]["quantity"] = json!(1_001)), "basket[0].quantity"),
         (with(&|body| body["basket"] = json!(vec![json!({"sku": "DONATION", "quantity": 1}); 7_000])), "basket"),
         // A processor that cannot take the payment.

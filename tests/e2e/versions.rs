@@ -256,3 +256,31 @@ async fn a_1_0_module_that_traps_mid_claim_keeps_its_earlier_claims_and_leaves_t
         "{notes:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_1_module_gets_the_addresses_and_shipping_a_storefront_sent() {
+    let toml = module_entry("books", "misbehaving", &[], &[("claim", "Book"), ("behaviour", "echo-order")])
+        + "\n[[products]]\nsku = \"BOOK\"\nproduct_type = \"Book\"\ntitle = \"A book\"\nprice = \"30.00\"\ncurrency = \"USD\"\n";
+    let app = TestApp::spawn_with(Db::Sqlite, &toml).await;
+    let basket = json!({
+        "user": {"username": "alice", "email": "alice@example.com"},
+        "basket": [{"sku": "BOOK", "quantity": 1}],
+        "shipping_method": "ups-ground",
+        "shipping_charge": "7.50",
+        "billing_address": {"first_name": "Alice", "last_name": "Liddell", "country": "GB"},
+        "shipping_address": {"line1": "1 Main St", "city": "Boston", "state": "MA", "postcode": "02110", "country": "US"},
+        "total": "37.50",
+        "currency": "USD",
+        "payment": {"processor": "test", "token": "tok_success"},
+    });
+    let (status, placed) = app.place(&basket, None).await;
+    assert!(matches!(status, StatusCode::CREATED | StatusCode::ACCEPTED), "{status}: {placed}");
+    let number = placed["number"].as_str().expect("a number").to_string();
+    let order = app.settled_order(&number).await;
+    assert_eq!(order["status"], "Complete", "{order}");
+    let seen = &line_of(&order, "BOOK")["attributes"];
+    assert_eq!(seen["shipping_method"], "ups-ground", "{seen}");
+    assert_eq!(seen["shipping_charge"], "750 USD", "{seen}");
+    assert_eq!(seen["billing"], "Alice|Liddell|-|-|-|-|-|GB|-", "{seen}");
+    assert_eq!(seen["shipping_to"], "-|-|1 Main St|-|Boston|MA|02110|US|-", "{seen}");
+}

@@ -753,10 +753,20 @@ async fn a_host_dead_between_charge_and_order_leaves_a_checkout_the_next_host_co
     text.push_str("\n[orders]\ncheckout_grace_ms = 200\n\n[payments]\ntest_ledger = \"ledger.jsonl\"\n");
     std::fs::write(&settings, text).expect("settings");
     let ledger = fulfillment_host::payments::Payments::with_ledger_file(dir.path().join("ledger.jsonl"));
+    // With both addresses and a shipping charge: the order made from the
+    // record must have them as the direct one would.
+    let billing_address = json!({"first_name": "Crash", "last_name": "Test", "line1": "1 Main St", "city": "Cambridge",
+        "state": "MA", "postcode": "02139", "country": "US"});
+    let shipping_address = json!({"first_name": "Crash", "line1": "10 Downing St", "city": "London",
+        "postcode": "SW1A 2AA", "country": "GB", "phone_number": "+44 20 7925 0918"});
     let body = json!({
         "user": {"username": "crash", "email": "crash@example.com"},
         "basket": [{"sku": "SEAT", "quantity": 1}, {"sku": "DONATION", "quantity": 1}],
-        "total": "59.00",
+        "shipping_method": "royal-mail",
+        "shipping_charge": "5.00",
+        "billing_address": billing_address.clone(),
+        "shipping_address": shipping_address.clone(),
+        "total": "64.00",
         "currency": "USD",
         "payment": {"processor": "test", "token": "tok_success"},
     });
@@ -791,6 +801,8 @@ async fn a_host_dead_between_charge_and_order_leaves_a_checkout_the_next_host_co
     })
     .await;
     assert_eq!(order["fulfillment_job"]["state"], "done", "{order:#}");
+    assert_eq!((&order["billing_address"], &order["shipping_address"]), (&billing_address, &shipping_address), "{order:#}");
+    assert_eq!((&order["shipping_method"], &order["shipping_charge"]), (&json!("royal-mail"), &json!("5.00")), "{order:#}");
     assert_eq!(ledger.ledger().len(), 1, "never charged again");
     let orphans: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM payment_sources

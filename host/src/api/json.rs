@@ -23,7 +23,7 @@ where
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(match rejection {
-                JsonRejection::JsonDataError(error) => ApiError::invalid("body", error.body_text()),
+                JsonRejection::JsonDataError(error) => ApiError::invalid(data_error_field(&error), error.body_text()),
                 JsonRejection::JsonSyntaxError(error) => {
                     ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", error.body_text())
                 }
@@ -42,6 +42,22 @@ where
             }),
         }
     }
+}
+
+/// The field a body's data error is about: the JSON path serde stopped at
+/// (`shipping_address.postcode`; for an unknown field, its own path:
+/// `billing_address.company`); `body` when the error is about the whole
+/// body (a missing top-level field).
+fn data_error_field(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(error) = error.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>() {
+            let path = error.path().to_string();
+            return if path == "." { "body".to_string() } else { path };
+        }
+        cause = error.source();
+    }
+    "body".to_string()
 }
 
 /// Whether reading the body failed because it stalled (tower-http's body

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::json::ApiJson;
 use super::params::{ApiPath, ApiQuery};
 use super::{Admin, AnswerDeadline, ApiError, AppState, Caller};
-use crate::model::{LineStatus, NoteKind, OrderStatus};
+use crate::model::{Address, LineStatus, NoteKind, OrderStatus};
 use crate::services::{JobState, OrderFilter, OrderSnapshot, PlaceOrder, Placed, Waited};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,8 +43,12 @@ pub struct OrderView {
     pub shipping_method: String,
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "0.00")]
     pub shipping_charge: String,
-    #[schema(value_type = Object)]
-    pub billing_address: serde_json::Value,
+    /// Where the invoice goes; null when the storefront gave none. Orders
+    /// placed before addresses were records show the address fields of the
+    /// object they were given.
+    pub billing_address: Option<Address>,
+    /// Where physical goods go; null when the storefront gave none.
+    pub shipping_address: Option<Address>,
     pub email_opt_in: bool,
     pub lines: Vec<LineView>,
     pub notes: Vec<NoteView>,
@@ -170,9 +174,10 @@ pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
         user: order.user.clone(),
         currency: order.currency.code().to_string(),
         total: order.total.to_decimal_string(),
-        shipping_method: stored.shipping_method.clone(),
-        shipping_charge: stored.shipping_charge.to_decimal_string(),
-        billing_address: stored.billing_address.clone(),
+        shipping_method: order.shipping.method.clone(),
+        shipping_charge: order.shipping.charge.to_decimal_string(),
+        billing_address: order.billing_address.clone(),
+        shipping_address: order.shipping_address.clone(),
         email_opt_in: order.email_opt_in,
         lines: order
             .lines
@@ -221,7 +226,9 @@ pub(super) fn order_view(snapshot: OrderSnapshot) -> OrderView {
         "user": {"username": "alice", "email": "alice@example.com"},
         "basket": [{"sku": "SEAT-DEMOX-VERIFIED", "quantity": 1}],
         "shipping_method": "no-shipping-required", "shipping_charge": "0.00",
-        "billing_address": {"country": "US"}, "total": "49.00", "currency": "USD",
+        "billing_address": {"first_name": "Alice", "last_name": "Smith", "line1": "1 Main St", "city": "Cambridge",
+            "state": "MA", "postcode": "02139", "country": "US"},
+        "total": "49.00", "currency": "USD",
         "payment": {"processor": "test", "token": "tok_success"}, "email_opt_in": false
     })),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",

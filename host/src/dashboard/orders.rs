@@ -14,7 +14,7 @@ use time::macros::format_description;
 use super::session::{RequestOrigin, Staff};
 use super::{DashboardError, render, staff_message};
 use crate::api::{AnswerDeadline, AppState};
-use crate::model::{Money, NoteKind, OrderStatus, RefundStatus};
+use crate::model::{Address, Money, NoteKind, OrderStatus, RefundStatus};
 use crate::services::{
     JobState, OrderDetail, OrderFilter, OrderSnapshot, RefundAction, RefundRecord, StoredOrder, Waited,
 };
@@ -286,6 +286,9 @@ struct OrderPage {
     placed_by: String,
     total: String,
     shipping: String,
+    /// The address's lines as written on an envelope; empty for none.
+    billing_address: Vec<String>,
+    shipping_address: Vec<String>,
     lines: Vec<LineRow>,
     notes: Vec<NoteRow>,
     attempt_count: u64,
@@ -303,6 +306,33 @@ struct OrderPage {
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
     flash: Option<String>,
+}
+
+/// `address` as written on an envelope: the name, the street lines,
+/// "city, state postcode", the country and the phone number, each that is
+/// given (blank fields left out).
+fn envelope_lines(address: &Address) -> Vec<String> {
+    fn given(field: &Option<String>) -> Option<&str> {
+        field.as_deref().map(str::trim).filter(|text| !text.is_empty())
+    }
+    let joined = |parts: &[Option<&str>], separator: &str| {
+        let text = parts.iter().flatten().copied().collect::<Vec<_>>().join(separator);
+        (!text.is_empty()).then_some(text)
+    };
+    let name = joined(&[given(&address.first_name), given(&address.last_name)], " ");
+    let region = joined(&[given(&address.state), given(&address.postcode)], " ");
+    let place = joined(&[given(&address.city), region.as_deref()], ", ");
+    [
+        name,
+        given(&address.line1).map(str::to_string),
+        given(&address.line2).map(str::to_string),
+        place,
+        given(&address.country).map(str::to_string),
+        given(&address.phone_number).map(str::to_string),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// The words of a flash code a staff action redirects with (a fixed set:
@@ -356,7 +386,7 @@ impl OrderPage {
             attempts,
             payment_events,
         } = detail;
-        let StoredOrder { order, shipping_method, shipping_charge, placed_by, .. } = stored;
+        let StoredOrder { order, placed_by, .. } = stored;
         let taken = |line_id: u64| {
             refunds.iter().any(|refund| {
                 refund.lines.iter().any(|line| line.line_id == line_id && line.status != crate::model::RefundLineStatus::Denied)
@@ -418,7 +448,9 @@ impl OrderPage {
             email: order.user.email.clone(),
             placed_by: placed_by.unwrap_or_default(),
             total: amount(order.total),
-            shipping: format!("{shipping_method}, {}", amount(shipping_charge)),
+            shipping: format!("{}, {}", order.shipping.method, amount(order.shipping.charge)),
+            billing_address: order.billing_address.as_ref().map(envelope_lines).unwrap_or_default(),
+            shipping_address: order.shipping_address.as_ref().map(envelope_lines).unwrap_or_default(),
             can_refund: lines.iter().any(|line| line.refundable),
             lines,
             notes,

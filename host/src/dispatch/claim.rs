@@ -2,6 +2,7 @@
 //! module is offered only the lines in its lane (the product types it
 //! declared in `describe`, or every line for the wildcard `"*"`).
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use tracing::Instrument;
@@ -122,7 +123,10 @@ async fn claim_for_module<'m>(
         .filter(|(_, claims)| *claims)
         .map(|(line, _)| line.id)
         .collect();
-    pool.retain(|line_id| !claimed.contains(line_id));
+    if !claimed.is_empty() {
+        let claimed: HashSet<LineId> = claimed.iter().copied().collect();
+        pool.retain(|line_id| !claimed.contains(line_id));
+    }
     if let Some(fault) = fault {
         return Err((claimed, fault));
     }
@@ -177,6 +181,6 @@ pub async fn plan(runtime: &Runtime, order: &Order) -> Vec<Claim> {
             offered_to: offered_to(line_id),
         }))
         .collect();
-    plan.sort_by_key(|claim| order.lines.iter().position(|line| line.id == claim.line_id));
+    plan.sort_by_cached_key(|claim| order.position(claim.line_id));
     plan
 }

@@ -100,7 +100,7 @@ async fn dispatch(runtime: &Runtime, order: &mut Order, pool: Vec<LineId>) -> Re
     })?;
     report
         .attempts
-        .sort_by_key(|attempt| order.lines.iter().position(|line| line.id == attempt.line_id));
+        .sort_by_cached_key(|attempt| order.position(attempt.line_id));
     Ok(report)
 }
 

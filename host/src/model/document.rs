@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{Currency, Line, LineStatus, Money, MoneyError, Order, OrderStatus, Product, Shipping, User};
+use super::{Address, Currency, Line, LineStatus, Money, MoneyError, Order, OrderStatus, Product, Shipping, User};
 
 /// An order as JSON. Amounts are decimal strings in the order's currency.
 #[derive(Debug, Deserialize)]
@@ -21,8 +21,16 @@ pub struct OrderDocument {
     /// Checked against the lines plus shipping when given.
     #[serde(default)]
     pub total: Option<String>,
+    /// "no-shipping-required" when absent.
+    #[serde(default)]
+    pub shipping_method: Option<String>,
     #[serde(default)]
     pub shipping_charge: Option<String>,
+    /// Address records (every field optional, no other field); `{}` is none.
+    #[serde(default)]
+    pub billing_address: Option<Address>,
+    #[serde(default)]
+    pub shipping_address: Option<Address>,
     #[serde(default)]
     pub email_opt_in: bool,
     #[serde(default)]
@@ -105,6 +113,9 @@ impl OrderDocument {
         if self.number.trim().is_empty() {
             return Err(fail("number", "must not be empty".into()));
         }
+        if self.shipping_method.as_deref().is_some_and(|method| method.trim().is_empty()) {
+            return Err(fail("shipping_method", "must not be empty".into()));
+        }
         let currency: Currency = self.currency.parse().map_err(money_error_at("currency"))?;
         let mut lines: Vec<Line> = Vec::with_capacity(self.lines.len());
         let mut computed = Money::zero(currency);
@@ -174,11 +185,11 @@ impl OrderDocument {
             email_opt_in: self.email_opt_in,
             basket_attributes: texts(self.basket_attributes),
             shipping: Shipping {
-                method: Shipping::NONE.to_string(),
+                method: self.shipping_method.unwrap_or_else(|| Shipping::NONE.to_string()),
                 charge: shipping_charge,
             },
-            billing_address: None,
-            shipping_address: None,
+            billing_address: self.billing_address.filter(|address| !address.is_empty()),
+            shipping_address: self.shipping_address.filter(|address| !address.is_empty()),
             status: self.status.unwrap_or(OrderStatus::Open),
             lines,
             notes: Vec::new(),
@@ -234,6 +245,33 @@ mod tests {
         assert_eq!(order.lines[0].product.attributes["id_verification_required"], "true");
         assert_eq!(order.date_placed_text(), "2026-11-29T12:00:00Z");
         assert_eq!(order.status, OrderStatus::Open);
+        assert_eq!(order.shipping.method, "no-shipping-required");
+        assert_eq!((order.billing_address, order.shipping_address), (None, None));
+    }
+
+    #[test]
+    fn parses_shipping_and_addresses() {
+        let shipped = ORDER.replace(
+            "\"shipping_charge\": \"0.00\",",
+            r#""shipping_method": "ups-ground", "shipping_charge": "0.00",
+               "billing_address": {"first_name": "Alice", "country": "US"},
+               "shipping_address": {"line1": "1 Main St", "postcode": "02139", "country": "US", "phone_number": "+1 617 555 0100"},"#,
+        );
+        let order = OrderDocument::parse(&shipped).expect("valid order");
+        assert_eq!(order.shipping.method, "ups-ground");
+        let billing = order.billing_address.expect("a billing address");
+        assert_eq!((billing.first_name.as_deref(), billing.country.as_deref(), billing.city), (Some("Alice"), Some("US"), None));
+        let shipping = order.shipping_address.expect("a shipping address");
+        assert_eq!((shipping.line1.as_deref(), shipping.postcode.as_deref()), (Some("1 Main St"), Some("02139")));
+        assert_eq!(shipping.phone_number.as_deref(), Some("+1 617 555 0100"));
+
+        let empty = ORDER.replace("\"shipping_charge\": \"0.00\",", r#""shipping_charge": "0.00", "shipping_address": {},"#);
+        assert_eq!(OrderDocument::parse(&empty).expect("valid order").shipping_address, None, "{{}} is no address");
+        let unknown = ORDER.replace("\"shipping_charge\": \"0.00\",", r#""shipping_charge": "0.00", "billing_address": {"company": "X"},"#);
+        let error = OrderDocument::parse(&unknown).expect_err("unknown address field");
+        assert!(error.to_string().contains("unknown field `company`"), "{error}");
+        let blank = ORDER.replace("\"shipping_charge\": \"0.00\",", r#""shipping_charge": "0.00", "shipping_method": " ","#);
+        assert_eq!(OrderDocument::parse(&blank).expect_err("blank method").field, "shipping_method");
     }
 
     #[test]

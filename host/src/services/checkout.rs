@@ -56,10 +56,16 @@ pub struct PlaceOrder {
     #[serde(default)]
     #[schema(max_length = 24, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub shipping_charge: Option<String>,
-    /// A JSON object of at most 4,096 bytes, stored as given.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub billing_address: Value,
+    /// Where the invoice goes. Every field is optional; a field not in
+    /// the record is refused (422 naming it); `{}` is no address.
+    // Serialized (for the request's hash) with its keys sorted, as the
+    // free JSON object it was before: a key used before the upgrade
+    // replays after it.
+    #[serde(default, serialize_with = "with_sorted_keys")]
+    pub billing_address: Option<Address>,
+    /// Where physical goods go; as `billing_address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<Address>,
     /// The total the storefront showed: must equal lines + shipping.
     #[schema(max_length = 24, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub total: String,
@@ -133,12 +139,19 @@ struct PricedLine {
 }
 
 /// What a checkout record keeps of the request: everything the order
-/// needs, priced; never the payment token.
+/// needs, priced; never the payment token. The `checkout` job makes the
+/// order from it after a crash, so it holds all the order holds.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct CheckoutIntent {
     user: User,
     shipping_method: String,
-    billing_address: Value,
+    /// Records made before addresses were records hold the billing address
+    /// as the storefront sent it (any JSON object): read leniently.
+    #[serde(default, deserialize_with = "stored_address")]
+    billing_address: Option<Address>,
+    /// Absent from records made before migration 6.
+    #[serde(default, deserialize_with = "stored_address")]
+    shipping_address: Option<Address>,
     email_opt_in: bool,
     currency: String,
     priced: Priced,
@@ -206,11 +219,12 @@ impl CheckoutService {
             .parse()
             .map_err(|error: crate::model::MoneyError| OrderError::invalid("currency", error.to_string()))?;
         let priced = self.price(&input, currency).await?;
-        let request_hash = hex::encode(sha2::Sha256::digest(serde_json::to_vec(&input).unwrap_or_default()));
+        let request_hash = request_hash(&input);
         let intent = CheckoutIntent {
             user: input.user,
-            shipping_method: input.shipping_method.unwrap_or_else(|| "no-shipping-required".to_string()),
-            billing_address: input.billing_address,
+            shipping_method: input.shipping_method.unwrap_or_else(|| Shipping::NONE.to_string()),
+            billing_address: input.billing_address.filter(|address| !address.is_empty()),
+            shipping_address: input.shipping_address.filter(|address| !address.is_empty()),
             email_opt_in: input.email_opt_in,
             currency: currency.code().to_string(),
             priced,
@@ -637,15 +651,12 @@ impl CheckoutService {
                     method: intent.shipping_method.clone(),
                     charge: money(intent.priced.shipping_minor),
                 },
-                billing_address: Address::from_stored_json(&intent.billing_address),
-                shipping_address: None,
+                billing_address: intent.billing_address.clone(),
+                shipping_address: intent.shipping_address.clone(),
                 status: OrderStatus::Open,
                 lines,
                 notes: Vec::new(),
             },
-            shipping_method: intent.shipping_method.clone(),
-            shipping_charge: money(intent.priced.shipping_minor),
-            billing_address: intent.billing_address.clone(),
             payment_source_id: Some(checkout.payment_source_id),
             placed_by: checkout.placed_by.clone(),
             stored_notes: 0,
@@ -722,6 +733,25 @@ impl CheckoutService {
     }
 }
 
+/// The digest that tells a replay (the same body) from a reused key.
+fn request_hash(input: &PlaceOrder) -> String {
+    hex::encode(sha2::Sha256::digest(serde_json::to_vec(input).unwrap_or_default()))
+}
+
+/// `address` as a JSON object with its keys in order (serde_json's map).
+fn with_sorted_keys<S: serde::Serializer>(address: &Option<Address>, serializer: S) -> Result<S::Ok, S::Error> {
+    let value = serde_json::to_value(address).map_err(serde::ser::Error::custom)?;
+    serde::Serialize::serialize(&value, serializer)
+}
+
+/// An address in a checkout record: the record's own (an [`Address`]), or
+/// the free JSON object an older record kept, through
+/// [`Address::from_stored_json`].
+fn stored_address<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Address>, D::Error> {
+    let value = <Value as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(Address::from_stored_json(&value))
+}
+
 /// The processor's idempotency key of checkout `id`'s charge.
 fn charge_key(id: i64) -> String {
     format!("checkout-{id}")
@@ -736,4 +766,59 @@ enum Recorded {
 /// A failure before the processor was called.
 fn nothing_charged(error: impl Into<storage::StorageError>) -> OrderError {
     OrderError::Busy(format!("the database could not take the checkout; nothing was charged: {}", error.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkout recorded before addresses were records (its billing
+    /// address as the storefront sent it, no shipping address) still makes
+    /// its order after an upgrade: its job reads the address's fields.
+    #[test]
+    fn an_older_checkout_record_still_reads() {
+        let old = r#"{"user": {"username": "alice", "email": "alice@example.com"}, "shipping_method": "no-shipping-required",
+            "billing_address": {"first_name": "Alice", "country": "US", "company": "edX", "line1": 12},
+            "email_opt_in": false, "currency": "USD",
+            "priced": {"lines": [], "shipping_minor": 0, "total_minor": 0}}"#;
+        let intent: CheckoutIntent = serde_json::from_str(old).expect("an old record");
+        let billing = intent.billing_address.expect("the billing address");
+        assert_eq!((billing.first_name.as_deref(), billing.country.as_deref(), billing.line1), (Some("Alice"), Some("US"), None));
+        assert_eq!(intent.shipping_address, None);
+        let none = old.replace(r#"{"first_name": "Alice", "country": "US", "company": "edX", "line1": 12}"#, "null");
+        let intent: CheckoutIntent = serde_json::from_str(&none).expect("an old record without an address");
+        assert_eq!(intent.billing_address, None);
+
+        // A record made now reads back as it was written.
+        let shipping_address = Some(Address { line1: Some("1 Main St".into()), country: Some("GB".into()), ..Address::default() });
+        let written = CheckoutIntent { shipping_address: shipping_address.clone(), ..intent };
+        let read: CheckoutIntent = serde_json::from_str(&serde_json::to_string(&written).expect("JSON")).expect("a record");
+        assert_eq!((read.billing_address, read.shipping_address), (None, shipping_address));
+    }
+
+    /// A body without a shipping address hashes as it did when the billing
+    /// address was a free JSON object (serde_json sorts an object's keys):
+    /// an Idempotency-Key sent before the upgrade replays after it.
+    #[test]
+    fn a_body_hashes_as_before_addresses_were_records() {
+        let body = r#"{"user": {"username": "alice", "email": "alice@example.com"},
+            "basket": [{"sku": "SEAT", "quantity": 1}],
+            "billing_address": {"first_name": "Alice", "last_name": "Smith", "line1": "1 Main St", "line2": "",
+                "city": "Cambridge", "state": "MA", "postcode": "02139", "country": "US"},
+            "total": "49.00", "currency": "USD", "payment": {"processor": "test", "token": "tok_success"}}"#;
+        let input: PlaceOrder = serde_json::from_str(body).expect("a checkout");
+        // What the release before this one hashed for the same body.
+        let before = concat!(
+            r#"{"user":{"username":"alice","email":"alice@example.com"},"basket":[{"sku":"SEAT","quantity":1}],"#,
+            r#""shipping_method":null,"shipping_charge":null,"#,
+            r#""billing_address":{"city":"Cambridge","country":"US","first_name":"Alice","last_name":"Smith","#,
+            r#""line1":"1 Main St","line2":"","postcode":"02139","state":"MA"},"#,
+            r#""total":"49.00","currency":"USD","payment":{"processor":"test","token":"tok_success"},"email_opt_in":false}"#
+        );
+        assert_eq!(request_hash(&input), hex::encode(sha2::Sha256::digest(before.as_bytes())));
+        let mut empty: Value = serde_json::from_str(body).expect("JSON");
+        empty["billing_address"] = serde_json::json!({});
+        let empty: PlaceOrder = serde_json::from_value(empty).expect("a checkout");
+        assert!(serde_json::to_string(&empty).expect("JSON").contains(r#""billing_address":{},"total""#), "`{{}}` as before");
+    }
 }

@@ -5,6 +5,7 @@
 
 use super::OrderError;
 use super::checkout::PlaceOrder;
+use crate::model::Address;
 
 /// Lines in one basket.
 pub const MAX_BASKET_LINES: usize = 100;
@@ -20,8 +21,13 @@ pub const MAX_NAME_CHARS: usize = 128;
 pub const MAX_TOKEN_CHARS: usize = 255;
 /// Decimal amounts (`total`, `shipping_charge`).
 pub const MAX_AMOUNT_CHARS: usize = 24;
-/// `billing_address`, as JSON.
-pub const MAX_ADDRESS_BYTES: usize = 4_096;
+/// An address's names, street lines, city and state (Oscar's columns,
+/// which edX's ecommerce stores addresses in).
+pub const MAX_ADDRESS_LINE_CHARS: usize = 255;
+/// An address's `postcode` (Oscar's column).
+pub const MAX_POSTCODE_CHARS: usize = 64;
+/// An address's `phone_number` (Oscar's column).
+pub const MAX_PHONE_NUMBER_CHARS: usize = 128;
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
@@ -42,7 +48,8 @@ pub fn checkout(input: &PlaceOrder) -> Result<(), OrderError> {
     text("currency", &input.currency, 3)?;
     text("payment.processor", &input.payment.processor, MAX_NAME_CHARS)?;
     text("payment.token", &input.payment.token, MAX_TOKEN_CHARS)?;
-    address("billing_address", &input.billing_address)?;
+    address("billing_address", input.billing_address.as_ref())?;
+    address("shipping_address", input.shipping_address.as_ref())?;
     if input.basket.is_empty() {
         return Err(OrderError::invalid("basket", "the basket is empty"));
     }
@@ -92,39 +99,28 @@ pub fn text(field: &str, value: &str, max_chars: usize) -> Result<(), OrderError
     Ok(())
 }
 
-/// A free-form JSON object (an address): bounded in size, with no control
-/// characters in any key or string.
-fn address(field: &str, value: &serde_json::Value) -> Result<(), OrderError> {
-    use serde_json::Value;
-    match value {
-        Value::Null | Value::Object(_) => {}
-        _ => return Err(OrderError::invalid(field, "must be an object")),
-    }
-    let size = serde_json::to_vec(value).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
-    if size > MAX_ADDRESS_BYTES {
-        return Err(OrderError::invalid(field, format!("is {size} bytes as JSON; at most {MAX_ADDRESS_BYTES} are taken")));
-    }
-    fn strings<'a>(path: String, value: &'a Value, found: &mut Vec<(String, &'a str)>) {
-        match value {
-            Value::String(text) => found.push((path, text)),
-            Value::Array(items) => {
-                for (index, item) in items.iter().enumerate() {
-                    strings(format!("{path}[{index}]"), item, found);
-                }
-            }
-            Value::Object(fields) => {
-                for (key, item) in fields {
-                    found.push((path.clone(), key));
-                    strings(format!("{path}.{key}"), item, found);
-                }
-            }
-            _ => {}
+/// An address: every field bounded (see the constants), without control
+/// characters; `country` two upper-case letters (ISO 3166-1 alpha-2).
+/// Errors name the field: `shipping_address.postcode`.
+pub fn address(field: &str, address: Option<&Address>) -> Result<(), OrderError> {
+    let Some(address) = address else {
+        return Ok(());
+    };
+    for (name, value) in address.fields() {
+        let Some(value) = value else {
+            continue;
+        };
+        let path = format!("{field}.{name}");
+        let max_chars = match name {
+            "postcode" => MAX_POSTCODE_CHARS,
+            "phone_number" => MAX_PHONE_NUMBER_CHARS,
+            "country" => 2,
+            _ => MAX_ADDRESS_LINE_CHARS,
+        };
+        text(&path, value, max_chars)?;
+        if name == "country" && !(value.len() == 2 && value.bytes().all(|byte| byte.is_ascii_uppercase())) {
+            return Err(OrderError::invalid(path, format!("must be two upper-case letters (ISO 3166-1 alpha-2, like `US`), not `{value}`")));
         }
-    }
-    let mut found = Vec::new();
-    strings(field.to_string(), value, &mut found);
-    for (path, text) in found {
-        self::text(&path, text, MAX_ADDRESS_BYTES)?;
     }
     Ok(())
 }
@@ -140,8 +136,30 @@ mod tests {
         let error = text("user.username", &"x".repeat(151), MAX_USERNAME_CHARS).expect_err("too long");
         assert_eq!(error.to_string(), "user.username: is 151 characters long; at most 150 are taken");
         assert!(text("user.username", "zoë", MAX_USERNAME_CHARS).is_ok());
-        let error = address("billing_address", &serde_json::json!({"lines": ["ok", "bad\u{7}"]})).expect_err("BEL");
-        assert_eq!(error.to_string(), "billing_address.lines[1]: must not contain control characters (found U+0007)");
+        let bell = Address { line2: Some("bad\u{7}".into()), ..Address::default() };
+        let error = address("billing_address", Some(&bell)).expect_err("BEL");
+        assert_eq!(error.to_string(), "billing_address.line2: must not contain control characters (found U+0007)");
+        let long = Address { postcode: Some("9".repeat(65)), ..Address::default() };
+        let error = address("shipping_address", Some(&long)).expect_err("too long");
+        assert_eq!(error.to_string(), "shipping_address.postcode: is 65 characters long; at most 64 are taken");
+        for country in ["us", "USA", "U", "Ü1"] {
+            let foreign = Address { country: Some(country.into()), ..Address::default() };
+            let error = address("shipping_address", Some(&foreign)).expect_err("not alpha-2");
+            assert!(error.to_string().starts_with("shipping_address.country: "), "{country}: {error}");
+        }
+        let edx = Address {
+            first_name: Some("Zoë".into()),
+            last_name: Some("Ng".into()),
+            line1: Some("1 Main St".into()),
+            line2: Some(String::new()),
+            city: Some("Cambridge".into()),
+            state: Some("MA".into()),
+            postcode: Some("02139".into()),
+            country: Some("US".into()),
+            phone_number: None,
+        };
+        assert!(address("billing_address", Some(&edx)).is_ok());
+        assert!(address("billing_address", None).is_ok());
         assert!(idempotency_key("abc-123").is_ok());
         assert!(idempotency_key("has space").is_err());
         assert!(idempotency_key(&"k".repeat(256)).is_err());

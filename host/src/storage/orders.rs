@@ -17,11 +17,6 @@ pub struct StoredOrder {
     /// The row id (0 before the order is inserted).
     pub id: i64,
     pub order: Order,
-    /// "no-shipping-required" for digital goods.
-    pub shipping_method: String,
-    pub shipping_charge: Money,
-    /// As the storefront sent it.
-    pub billing_address: Value,
     pub payment_source_id: Option<i64>,
     /// The name of the API token that placed it; None for orders placed
     /// before that was recorded (migration 4).
@@ -50,9 +45,9 @@ pub async fn insert_order(connection: &mut AnyConnection, stored: &StoredOrder) 
     let order = &stored.order;
     let row = sqlx::query(
         "INSERT INTO orders (number, username, email, date_placed, currency, total_minor, shipping_method,
-             shipping_minor, billing_address, email_opt_in, basket_attributes, status, payment_source_id, placed_by,
-             created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+             shipping_minor, billing_address, shipping_address, email_opt_in, basket_attributes, status,
+             payment_source_id, placed_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
     )
     .bind(&order.number)
     .bind(&order.user.username)
@@ -60,9 +55,11 @@ pub async fn insert_order(connection: &mut AnyConnection, stored: &StoredOrder) 
     .bind(order.date_placed_text())
     .bind(order.currency.code())
     .bind(order.total.minor_units)
-    .bind(&stored.shipping_method)
-    .bind(stored.shipping_charge.minor_units)
-    .bind(to_json(&stored.billing_address))
+    .bind(&order.shipping.method)
+    .bind(order.shipping.charge.minor_units)
+    // NOT NULL since migration 1: no address is JSON `null` there.
+    .bind(to_json(&order.billing_address))
+    .bind(order.shipping_address.as_ref().map(to_json))
     .bind(i64::from(order.email_opt_in))
     .bind(to_json(&order.basket_attributes))
     .bind(order.status.as_str())
@@ -204,8 +201,8 @@ fn parse_status<T: serde::de::DeserializeOwned>(text: String) -> Result<T, Stora
 }
 
 const ORDER_COLUMNS: &str = "id, number, username, email, date_placed, currency, total_minor, shipping_method, \
-                             shipping_minor, billing_address, email_opt_in, basket_attributes, status, payment_source_id, \
-                             placed_by";
+                             shipping_minor, billing_address, shipping_address, email_opt_in, basket_attributes, status, \
+                             payment_source_id, placed_by";
 
 #[derive(sqlx::FromRow)]
 struct OrderRow {
@@ -218,7 +215,12 @@ struct OrderRow {
     total_minor: i64,
     shipping_method: String,
     shipping_minor: i64,
+    /// JSON: an [`Address`], `null`, or (rows from before migration 6)
+    /// the free object the storefront sent.
     billing_address: String,
+    /// JSON of an [`Address`]; NULL for none (and for rows from before
+    /// migration 6).
+    shipping_address: Option<String>,
     email_opt_in: i64,
     basket_attributes: String,
     status: String,
@@ -286,6 +288,10 @@ impl OrderRow {
             .collect();
         let stored_notes = notes.len();
         let billing_address: Value = from_json(self.billing_address, "orders")?;
+        let shipping_address: Option<Address> = match self.shipping_address {
+            Some(json) => from_json(json, "orders")?,
+            None => None,
+        };
         Ok(StoredOrder {
             id: self.id,
             order: Order {
@@ -300,18 +306,15 @@ impl OrderRow {
                 email_opt_in: self.email_opt_in != 0,
                 basket_attributes: from_json(self.basket_attributes, "orders")?,
                 shipping: Shipping {
-                    method: self.shipping_method.clone(),
+                    method: self.shipping_method,
                     charge: money(self.shipping_minor),
                 },
                 billing_address: Address::from_stored_json(&billing_address),
-                shipping_address: None,
+                shipping_address,
                 status: parse_status::<OrderStatus>(self.status)?,
                 lines,
                 notes,
             },
-            shipping_method: self.shipping_method,
-            shipping_charge: money(self.shipping_minor),
-            billing_address,
             payment_source_id: self.payment_source_id,
             placed_by: self.placed_by,
             stored_notes,
