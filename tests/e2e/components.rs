@@ -1,9 +1,9 @@
 //! The JavaScript and Python example modules (plugins/gift-card, built with
 //! componentize-js; plugins/subscription, built with componentize-py; both
 //! by scripts/build-components) in one host beside the Rust modules, over
-//! the real HTTP API on both databases: claims, outcomes, failures and a
-//! staff retry, HTTP through the host (allowed hosts, credentials), limits,
-//! and refunds. The services they call are the stand-ins of
+//! the real HTTP API on both databases: claims, outcomes, failures (down,
+//! 500, no answer, no config) and a staff retry, HTTP through the host
+//! (allowed hosts, credentials), limits, and refunds. The services they call are the stand-ins of
 //! `fulfillment_tests::digital`, one per module.
 //!
 //! The components are 12 and 19 MB: each is compiled once for the whole
@@ -24,6 +24,7 @@ use crate::support;
 on_both_databases!(
     a_mixed_order_is_claimed_by_each_module_and_completes,
     a_service_down_or_failing_fails_its_lines_until_a_staff_retry,
+    a_service_that_does_not_answer_is_a_timeout,
     missing_config_is_a_configuration_error,
     the_host_refuses_a_destination_not_allowed,
     a_module_over_its_limits_fails_only_its_own_lines,
@@ -240,6 +241,36 @@ async fn a_service_down_or_failing_fails_its_lines_until_a_staff_retry(db: Db) {
     let keys: Vec<Option<String>> = subscriptions.requests().into_iter().map(|request| request.idempotency_key).collect();
     assert_eq!(keys, [Some("EDX-100001-4".to_string()), Some("EDX-100001-4".to_string())], "the failed try and the retry");
     assert_eq!(app.lms.requests().len(), 1, "the seat was not sent again");
+}
+
+async fn a_service_that_does_not_answer_is_a_timeout(db: Db) {
+    let cards = DigitalServices::start().await.expect("the gift-card stand-in starts");
+    let subscriptions = DigitalServices::start().await.expect("the subscription stand-in starts");
+    cards.hang();
+    subscriptions.hang();
+    let quick = [("http_timeout_ms", "300")];
+    let app = spawn(
+        db,
+        &module("gift-card", Some(&cards.url()), None, &quick),
+        &module("subscription", Some(&subscriptions.url()), None, &quick),
+    )
+    .await;
+    let order = place_mixed(&app).await;
+    assert_eq!(
+        statuses(&order),
+        ["Complete", "Complete", "Fulfillment Timeout Error", "Fulfillment Timeout Error"],
+        "{order}"
+    );
+    let gift_notes = notes(&order, GIFT_LINE);
+    assert!(
+        gift_notes.iter().any(|note| note.contains("the gift-card service did not answer in time to issue card 1 of 2 for line 3")),
+        "{gift_notes:?}"
+    );
+    let subscription_notes = notes(&order, SUBSCRIPTION_LINE);
+    assert!(
+        subscription_notes.iter().any(|note| note.contains("the subscription service did not answer in time to grant plan pro for line 4")),
+        "{subscription_notes:?}"
+    );
 }
 
 async fn missing_config_is_a_configuration_error(db: Db) {

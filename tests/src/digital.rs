@@ -21,7 +21,8 @@
 //! above, is 400 `{"message"}`. With [`DigitalServices::require_api_key`]
 //! every request must carry `X-Api-Key` with that value (else 401). With
 //! [`DigitalServices::fail_with`] every request is answered with that
-//! status and `{"message": "injected failure"}`, and changes nothing. Every
+//! status and `{"message": "injected failure"}`, and changes nothing; with
+//! [`DigitalServices::hang`] it reads each request and never answers. Every
 //! request is recorded with the status it got ([`DigitalServices::requests`]).
 
 use std::collections::HashMap;
@@ -77,6 +78,7 @@ pub struct Subscription {
 #[derive(Debug, Default)]
 struct Books {
     fail_with: Option<u16>,
+    hang: bool,
     api_key: Option<String>,
     requests: Vec<RecordedRequest>,
     cards: Vec<Card>,
@@ -153,6 +155,12 @@ impl DigitalServices {
         lock(&self.books).fail_with = status;
     }
 
+    /// Reads every request from now on and never answers it (a caller's
+    /// time-out is the only way out).
+    pub fn hang(&self) {
+        lock(&self.books).hang = true;
+    }
+
     /// Refuses (401) every request without `X-Api-Key: key`.
     pub fn require_api_key(&self, key: &str) {
         lock(&self.books).api_key = Some(key.to_string());
@@ -168,6 +176,14 @@ impl DigitalServices {
 
     pub fn subscriptions(&self) -> Vec<Subscription> {
         lock(&self.books).subscriptions.clone()
+    }
+}
+
+/// Never returns while the stand-in hangs.
+async fn hang_if_asked(books: &Shared) {
+    let hang = lock(books).hang;
+    if hang {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -235,6 +251,7 @@ fn card_json(card: &Card) -> Value {
 }
 
 async fn issue_card(State(books): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    hang_if_asked(&books).await;
     serve(&books, &method, &uri, &headers, &body, |books, key, json| {
         if let Some(&index) = books.card_keys.get(key) {
             return (StatusCode::OK, card_json(&books.cards[index]));
@@ -267,6 +284,7 @@ async fn cancel_card(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    hang_if_asked(&books).await;
     serve(&books, &method, &uri, &headers, &body, |books, _key, _json| {
         match books.cards.iter_mut().find(|card| card.code == code) {
             Some(card) => {
@@ -301,6 +319,7 @@ fn subscription_json(subscription: &Subscription) -> Value {
 }
 
 async fn grant_subscription(State(books): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    hang_if_asked(&books).await;
     serve(&books, &method, &uri, &headers, &body, |books, key, json| {
         if let Some(&index) = books.subscription_keys.get(key) {
             return (StatusCode::OK, subscription_json(&books.subscriptions[index]));
@@ -331,6 +350,7 @@ async fn cancel_subscription(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    hang_if_asked(&books).await;
     serve(&books, &method, &uri, &headers, &body, |books, _key, _json| {
         match books.subscriptions.iter_mut().find(|subscription| subscription.id == id) {
             Some(subscription) => {
