@@ -12,11 +12,19 @@ fn module(crate_name: &str) -> PathBuf {
     path
 }
 
+/// Where the commands keep compiled modules when their settings do not say
+/// (`$XDG_CACHE_HOME/fulfillment-host/modules`): one folder for the whole
+/// run, so that each module compiles once, and never the user's own cache.
+fn shared_xdg_cache_home() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache")
+}
+
 fn host(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fulfillment-host"))
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_LOG")
+        .env("XDG_CACHE_HOME", shared_xdg_cache_home())
         .output()
         .expect("fulfillment-host runs")
 }
@@ -383,4 +391,229 @@ fn an_unset_secret_variable_stops_the_host_naming_module_destination_and_variabl
         "{}",
         stderr(&output)
     );
+}
+
+/// A folder with settings.toml naming donation (and a fuel-metered coupon
+/// when `fuel`), its compiled-module cache in `cache/`.
+fn cache_workspace(fuel: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = format!(
+        "[runtime]\nmodule_cache_dir = \"cache\"\n\n[[modules]]\nname = \"donation\"\npath = {:?}\n",
+        module("donation").display().to_string(),
+    );
+    if fuel {
+        settings.push_str(&format!(
+            "\n[[modules]]\nname = \"coupon\"\npath = {:?}\n[modules.limits]\nfuel = 100000000\n",
+            module("coupon").display().to_string()
+        ));
+    }
+    std::fs::write(dir.path().join("settings.toml"), settings).expect("write settings");
+    dir
+}
+
+/// `check` of `crate_name` in `dir`; asserts that it describes the module
+/// (the module runs), and returns stdout and stderr.
+fn check_runs(dir: &Path, crate_name: &str) -> (String, String) {
+    let wasm = module(crate_name);
+    let output = host(&["check", wasm.to_str().expect("utf-8 path")], dir);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains(&format!("name:          {crate_name}")), "describe ran: {text}");
+    (text, stderr(&output))
+}
+
+/// The cache's entries and other files, by name.
+fn cache_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("cache"))
+        .expect("the cache folder exists")
+        .map(|item| item.expect("item").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The one entry of the cache whose name starts with the module's digest.
+fn entry_of(dir: &Path, crate_name: &str) -> PathBuf {
+    let digest = hex_sha256(&module(crate_name));
+    let entries: Vec<String> = cache_files(dir).into_iter().filter(|name| name.starts_with(&digest)).collect();
+    assert_eq!(entries.len(), 1, "one entry for {crate_name}: {entries:?}");
+    dir.join("cache").join(&entries[0])
+}
+
+#[test]
+fn a_second_check_loads_the_module_from_the_cache_and_says_so() {
+    let dir = cache_workspace(false);
+    let (first, _) = check_runs(dir.path(), "donation");
+    assert!(first.contains("loaded:        compiled in "), "{first}");
+    assert!(first.contains(&format!("(cache: {})", dir.path().join("cache").display())), "{first}");
+    let files = cache_files(dir.path());
+    assert_eq!(files.len(), 1, "one entry and no temp file: {files:?}");
+    assert!(files[0].ends_with(".cwasm"), "{files:?}");
+
+    let (second, errors) = check_runs(dir.path(), "donation");
+    assert!(second.contains("loaded:        loaded from the compile cache in "), "{second}");
+    assert!(errors.is_empty(), "no warning: {errors}");
+
+    // The cached module runs a real order, too.
+    std::fs::write(
+        dir.path().join("order.json"),
+        r#"{"number": "EDX-1", "currency": "USD", "total": "20.00", "user": {"username": "bob", "email": "bob@example.com"},
+            "lines": [{"id": 1, "unit_price": "20.00", "product": {"sku": "DON", "product_type": "Donation"}}]}"#,
+    )
+    .expect("write order");
+    let wasm = module("donation");
+    let output = host(&["run-module", wasm.to_str().expect("utf-8"), "--order", "order.json"], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("Complete"), "{}", stdout(&output));
+}
+
+/// Replaces the donation entry with `bytes`, then checks that `check`
+/// warns (naming the file and `why`), compiles, rewrites the entry, and that
+/// the next `check` loads it from the cache.
+fn bad_entry_is_rebuilt(dir: &Path, bytes: &[u8], why: &str) {
+    let entry = entry_of(dir, "donation");
+    std::fs::write(&entry, bytes).expect("write the bad entry");
+    let (text, errors) = check_runs(dir, "donation");
+    assert!(text.contains("loaded:        compiled in "), "{text}");
+    assert!(errors.contains("ignoring a compiled-module cache entry"), "{errors}");
+    assert!(errors.contains(&entry.display().to_string()), "names the file: {errors}");
+    assert!(errors.contains(why), "says why ({why}): {errors}");
+    let (text, errors) = check_runs(dir, "donation");
+    assert!(text.contains("loaded from the compile cache"), "rebuilt: {text}");
+    assert!(errors.is_empty(), "{errors}");
+}
+
+#[test]
+fn a_corrupt_or_truncated_cache_entry_is_ignored_with_a_warning_and_rebuilt() {
+    let dir = cache_workspace(false);
+    check_runs(dir.path(), "donation");
+    let good = std::fs::read(entry_of(dir.path(), "donation")).expect("entry");
+
+    let mut corrupt = good.clone();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0xff;
+    bad_entry_is_rebuilt(dir.path(), &corrupt, "checksum does not match");
+    bad_entry_is_rebuilt(dir.path(), &good[..good.len() - 100], "truncated");
+    bad_entry_is_rebuilt(dir.path(), b"junk", "truncated");
+    bad_entry_is_rebuilt(dir.path(), &vec![7u8; good.len()], "not an entry of this cache");
+}
+
+#[test]
+fn another_modules_entry_renamed_to_this_key_is_ignored_and_rebuilt() {
+    let dir = cache_workspace(false);
+    check_runs(dir.path(), "donation");
+    check_runs(dir.path(), "coupon");
+    let coupon = std::fs::read(entry_of(dir.path(), "coupon")).expect("entry");
+    bad_entry_is_rebuilt(dir.path(), &coupon, "holds another module");
+}
+
+#[test]
+fn an_entry_of_an_engine_with_fuel_metering_is_not_used_by_one_without() {
+    // coupon has a fuel budget in the settings: `check` builds a metering
+    // engine for it, whose entries have another key.
+    let dir = cache_workspace(true);
+    check_runs(dir.path(), "coupon");
+    let (second, _) = check_runs(dir.path(), "coupon");
+    assert!(second.contains("loaded from the compile cache"), "{second}");
+    let fueled = entry_of(dir.path(), "coupon");
+    let fueled_bytes = std::fs::read(&fueled).expect("entry");
+
+    // The same file without fuel: compiled, a second entry beside the first.
+    let plain_dir = cache_workspace(false);
+    check_runs(plain_dir.path(), "coupon");
+    let plain = entry_of(plain_dir.path(), "coupon");
+    assert_ne!(plain.file_name(), fueled.file_name(), "fuel metering changes the engine hash");
+    // The metering engine's entry put under the plain engine's key.
+    std::fs::write(&plain, &fueled_bytes).expect("write");
+    let (text, errors) = check_runs(plain_dir.path(), "coupon");
+    assert!(text.contains("compiled in "), "{text}");
+    assert!(errors.contains("compiled by another engine"), "{errors}");
+    let (text, _) = check_runs(plain_dir.path(), "coupon");
+    assert!(text.contains("loaded from the compile cache"), "{text}");
+}
+
+#[test]
+fn a_cache_folder_that_cannot_be_created_or_is_open_to_others_warns_and_the_module_still_loads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("a-file"), "not a folder").expect("write");
+    let settings = format!(
+        "[runtime]\nmodule_cache_dir = \"a-file/modules\"\n\n[[modules]]\nname = \"donation\"\npath = {:?}\n",
+        module("donation").display().to_string()
+    );
+    std::fs::write(dir.path().join("settings.toml"), settings).expect("write settings");
+    let (text, errors) = check_runs(dir.path(), "donation");
+    assert!(text.contains("compiled in ") && text.contains("(no compile cache)"), "{text}");
+    assert!(errors.contains("the compiled-module cache folder cannot be used"), "{errors}");
+    assert_eq!(errors.matches("cannot be used").count(), 1, "warned once: {errors}");
+
+    use std::os::unix::fs::PermissionsExt;
+    let open = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(open.path().join("cache")).expect("mkdir");
+    std::fs::set_permissions(open.path().join("cache"), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let settings = format!(
+        "[runtime]\nmodule_cache_dir = \"cache\"\n\n[[modules]]\nname = \"donation\"\npath = {:?}\n",
+        module("donation").display().to_string()
+    );
+    std::fs::write(open.path().join("settings.toml"), settings).expect("write settings");
+    let (text, errors) = check_runs(open.path(), "donation");
+    assert!(text.contains("(no compile cache)"), "{text}");
+    assert!(errors.contains("the group or others may write it"), "{errors}");
+    assert!(cache_files(open.path()).is_empty(), "nothing written to a folder others can write");
+}
+
+#[test]
+fn module_cache_false_turns_the_cache_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = format!(
+        "[runtime]\nmodule_cache = false\nmodule_cache_dir = \"cache\"\n\n[[modules]]\nname = \"donation\"\npath = {:?}\n",
+        module("donation").display().to_string()
+    );
+    std::fs::write(dir.path().join("settings.toml"), settings).expect("write settings");
+    let (text, _) = check_runs(dir.path(), "donation");
+    assert!(text.contains("(no compile cache)"), "{text}");
+    assert!(!dir.path().join("cache").exists());
+}
+
+#[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs the host built with --features failpoints")]
+fn a_crash_before_the_rename_leaves_no_entry_that_is_used() {
+    let dir = cache_workspace(false);
+    let wasm = module("donation");
+    let crashed = Command::new(env!("CARGO_BIN_EXE_fulfillment-host"))
+        .args(["check", wasm.to_str().expect("utf-8")])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env("XDG_CACHE_HOME", shared_xdg_cache_home())
+        .env("FAILPOINTS", "compile-cache-before-rename=return")
+        .output()
+        .expect("runs");
+    assert!(!crashed.status.success(), "the fail point aborts the process");
+    let files = cache_files(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with(".tmp-"), "only the temporary file of the cut write: {files:?}");
+
+    let (text, errors) = check_runs(dir.path(), "donation");
+    assert!(text.contains("compiled in "), "the temp file is not an entry: {text}");
+    assert!(errors.is_empty(), "{errors}");
+    let (text, _) = check_runs(dir.path(), "donation");
+    assert!(text.contains("loaded from the compile cache"), "{text}");
+}
+
+#[test]
+fn a_cache_folder_that_cannot_be_written_warns_once_and_the_module_still_loads() {
+    // Permissions do not stop root, so the entry's name is taken by a
+    // folder: the rename of the written entry fails, as on a read-only
+    // folder.
+    let learn = cache_workspace(false);
+    check_runs(learn.path(), "donation");
+    let entry_name = entry_of(learn.path(), "donation").file_name().expect("a name").to_owned();
+
+    let dir = cache_workspace(false);
+    std::fs::create_dir_all(dir.path().join("cache").join(&entry_name)).expect("block the entry's name");
+    let (text, errors) = check_runs(dir.path(), "donation");
+    assert!(text.contains("loaded:        compiled in "), "{text}");
+    assert!(errors.contains("cannot write to the compiled-module cache"), "{errors}");
+    assert_eq!(errors.matches("cannot write").count(), 1, "warned once: {errors}");
+    let files = cache_files(dir.path());
+    assert!(files.iter().all(|name| !name.starts_with(".tmp-")), "the failed write's temp file is gone: {files:?}");
 }

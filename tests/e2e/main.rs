@@ -29,6 +29,7 @@ mod payments;
 mod refund_contract;
 mod revocation;
 mod scopes;
+mod startup;
 mod support;
 mod transport;
 mod versions;

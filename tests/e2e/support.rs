@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use fulfillment_host::model::{Order, OrderDocument};
 use fulfillment_host::runtime::{LoadError, ModuleEngine, Runtime};
-use fulfillment_host::settings::Settings;
+use fulfillment_host::settings::{ModuleCacheDir, Settings};
 use fulfillment_tests::artifacts::module_path;
 use fulfillment_tests::lms::{LmsApi, LmsStandIn, credentials_toml};
 use serde_json::{Value, json};
@@ -63,9 +63,15 @@ pub fn with_credentials(entry: String, lms_url: &str, api: LmsApi) -> String {
     format!("{entry}{}", credentials_toml(lms_url, api, API_KEY, &secrets))
 }
 
-/// Parses settings written as TOML (module paths are absolute).
+/// Parses settings written as TOML (module paths are absolute). Without a
+/// `[runtime]` section, the compiled-module cache is the test run's shared
+/// one (never the user's own).
 pub fn settings(toml: &str) -> Settings {
-    Settings::parse(toml, &PathBuf::from("/test/settings.toml")).expect("test settings are valid")
+    let mut settings = Settings::parse(toml, &PathBuf::from("/test/settings.toml")).expect("test settings are valid");
+    if !toml.contains("[runtime]") {
+        settings.module_cache = ModuleCacheDir::At(fulfillment_tests::host_process::shared_module_cache_dir());
+    }
+    settings
 }
 
 /// A runtime with the modules of `toml`.
@@ -75,8 +81,13 @@ pub async fn runtime(toml: &str) -> Runtime {
 
 /// One engine for the whole test binary: each module file is compiled once,
 /// however many tests load it (each test still gets its own runtime, HTTP
-/// client and stores).
-static ENGINE: LazyLock<ModuleEngine> = LazyLock::new(|| ModuleEngine::new().expect("engine"));
+/// client and stores), and kept in the test run's shared compiled-module
+/// cache, so that the other test binaries and host processes load it from
+/// there instead of compiling it again.
+static ENGINE: LazyLock<ModuleEngine> = LazyLock::new(|| {
+    ModuleEngine::build_cached(false, &ModuleCacheDir::At(fulfillment_tests::host_process::shared_module_cache_dir()))
+        .expect("engine")
+});
 
 pub async fn try_runtime(toml: &str) -> Result<Runtime, LoadError> {
     Runtime::load_with(engine(), &settings(toml)).await

@@ -44,7 +44,11 @@ fn settings() -> Settings {
         ));
     }
     toml.push_str(&format!("[[modules]]\nname = \"donation\"\npath = {:?}\n", module_path("donation").display().to_string()));
-    Settings::parse(&toml, Path::new("/soak/settings.toml")).expect("valid settings")
+    let mut settings = Settings::parse(&toml, Path::new("/soak/settings.toml")).expect("valid settings");
+    // The test run's compiled-module cache, not the user's.
+    settings.module_cache =
+        fulfillment_host::settings::ModuleCacheDir::At(fulfillment_tests::host_process::shared_module_cache_dir());
+    settings
 }
 
 fn order(number: usize) -> Order {

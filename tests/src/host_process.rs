@@ -23,6 +23,21 @@ pub fn host_binary() -> PathBuf {
     binary
 }
 
+/// The `XDG_CACHE_HOME` of the host processes (and of the CLI tests):
+/// `target/tmp/xdg-cache`, so that settings without `[runtime]
+/// module_cache_dir` share one compiled-module cache for the whole test run
+/// (each module compiles once) and never write to the user's own cache.
+pub fn shared_xdg_cache_home() -> PathBuf {
+    crate::artifacts::workspace_root().join("target/tmp/xdg-cache")
+}
+
+/// The compiled-module cache folder that settings without `[runtime]`
+/// get under [`shared_xdg_cache_home`]; in-process tests point their
+/// settings at it too.
+pub fn shared_module_cache_dir() -> PathBuf {
+    shared_xdg_cache_home().join("fulfillment-host/modules")
+}
+
 /// A running `fulfillment-host` process.
 pub struct HostProcess {
     child: Child,
@@ -50,6 +65,7 @@ impl HostProcess {
             .arg(settings)
             .args(args)
             .env("RUST_LOG", std::env::var("FULFILLMENT_TEST_HOST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("XDG_CACHE_HOME", shared_xdg_cache_home())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

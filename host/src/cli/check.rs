@@ -16,7 +16,8 @@ pub struct Args {
 
 pub async fn run(settings: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let module_settings = super::module_settings_for(settings, &args.wasm)?;
-    let mut runtime = Runtime::with_engine(ModuleEngine::build(module_settings.limits.fuel.is_some())?)?;
+    let engine = ModuleEngine::build_cached(module_settings.limits.fuel.is_some(), &super::module_cache_dir(settings)?)?;
+    let mut runtime = Runtime::with_engine(engine.clone())?;
     let module = runtime.add(&module_settings).await?;
     let info = module.info();
     let mut out = String::new();
@@ -30,6 +31,10 @@ pub async fn run(settings: &Path, args: Args) -> anyhow::Result<ExitCode> {
         ContractVersion::V1_1 => "once per order",
     })?;
     writeln!(out, "  sha256:        {}", module.digest())?;
+    if let Some(origin) = engine.origin(module.digest()) {
+        let cache = engine.cache_dir().map(|dir| format!(" (cache: {})", dir.display())).unwrap_or_else(|| " (no compile cache)".into());
+        writeln!(out, "  loaded:        {origin}{cache}")?;
+    }
     writeln!(out, "  imports:")?;
     for import in module.imports() {
         writeln!(out, "    {import}")?;

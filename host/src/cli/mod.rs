@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use fulfillment_host::settings::{LogFormat, ModuleName, ModuleSettings, Settings};
+use fulfillment_host::settings::{LogFormat, ModuleCacheDir, ModuleName, ModuleSettings, Settings};
 
 /// Exit code for an error that stopped the command (bad settings, a module
 /// that does not load, an unreadable order).
@@ -113,6 +113,16 @@ fn module_settings_for(settings_path: &Path, wasm: &Path) -> anyhow::Result<Modu
         }
     }
     Ok(ModuleSettings::for_file(ModuleName::from_file_name(wasm), wasm.to_path_buf()))
+}
+
+/// The compiled-module cache folder of the settings file at `settings_path`
+/// (`[runtime]`), or the default one when the file does not exist.
+fn module_cache_dir(settings_path: &Path) -> anyhow::Result<ModuleCacheDir> {
+    if settings_path.exists() {
+        Ok(Settings::load(settings_path)?.module_cache)
+    } else {
+        Ok(ModuleCacheDir::default_for_user())
+    }
 }
 
 /// Reads and validates an ORDER.json file.

@@ -51,7 +51,8 @@ pub async fn run(settings_path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let mut order = read_order(&args.order)?;
     // As `dispatch` and `check` do: an engine that meters fuel when the
     // module has a `limits.fuel` budget.
-    let mut runtime = Runtime::with_engine(ModuleEngine::build(module_settings.limits.fuel.is_some())?)?;
+    let engine = ModuleEngine::build_cached(module_settings.limits.fuel.is_some(), &super::module_cache_dir(settings_path)?)?;
+    let mut runtime = Runtime::with_engine(engine)?;
     let module = runtime.add(&module_settings).await?;
     let info = module.info();
     eprintln!(

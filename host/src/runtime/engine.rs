@@ -9,13 +9,15 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{config, http, log};
+use super::compile_cache::{CompileCache, ComponentOrigin};
 use super::host::{ConfigCtx, HttpCtx, LogCtx};
 use super::meter::TICK;
 use super::module::LoadedModule;
 use super::state::HostState;
 use super::LoadError;
 use crate::settings::{
-    LoadFailurePolicy, MEMORY_CEILING_BYTES, ModuleSettings, Settings, Sha256Digest, TABLE_CEILING_ELEMENTS,
+    LoadFailurePolicy, MEMORY_CEILING_BYTES, ModuleCacheDir, ModuleSettings, Settings, Sha256Digest,
+    TABLE_CEILING_ELEMENTS,
 };
 
 /// The most instances alive at once across all modules (each order being
@@ -32,14 +34,17 @@ const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
 /// What every store is made from: the engine, the linker with the host's
 /// imports, and each component compiled once (by digest). Cheap to clone;
 /// several runtimes (a reload of the settings, the tests) can share one, so a
-/// module file is compiled once per process however often it is loaded.
+/// module file is compiled once per process however often it is loaded; with
+/// an on-disk cache ([`ModuleEngine::build_cached`]), once per machine.
 #[derive(Clone)]
 pub struct ModuleEngine(Arc<EngineInner>);
 
 struct EngineInner {
     engine: Engine,
     linker: Linker<HostState>,
-    compiled: Mutex<HashMap<Sha256Digest, Component>>,
+    compiled: Mutex<HashMap<Sha256Digest, (Component, ComponentOrigin)>>,
+    /// The on-disk cache of compiled components, when there is a usable one.
+    disk_cache: Option<CompileCache>,
     meters_fuel: bool,
     /// Stops the epoch ticker when the engine goes.
     ticker_stop: Arc<AtomicBool>,
@@ -60,12 +65,22 @@ impl ModuleEngine {
     /// An engine with fuel metering when `settings` gives any module a fuel
     /// budget. Metering costs every module some speed, so it is on only
     /// when asked for.
+    /// The engine caches compiled modules in `[runtime] module_cache_dir`.
     pub fn for_settings(settings: &Settings) -> Result<ModuleEngine, LoadError> {
-        ModuleEngine::build(settings.enabled_modules().any(|module| module.limits.fuel.is_some()))
+        ModuleEngine::build_cached(
+            settings.enabled_modules().any(|module| module.limits.fuel.is_some()),
+            &settings.module_cache,
+        )
     }
 
-    /// An engine that meters fuel or not.
+    /// An engine that meters fuel or not, without an on-disk cache.
     pub fn build(meter_fuel: bool) -> Result<ModuleEngine, LoadError> {
+        ModuleEngine::build_cached(meter_fuel, &ModuleCacheDir::Off)
+    }
+
+    /// An engine that meters fuel or not, and keeps compiled components in
+    /// `cache_dir` (a folder that cannot be used is logged, never an error).
+    pub fn build_cached(meter_fuel: bool, cache_dir: &ModuleCacheDir) -> Result<ModuleEngine, LoadError> {
         // Per-module caps (memory_bytes, table_elements) are enforced by each
         // store's limiter, below these engine-wide ceilings.
         let mut pooling = PoolingAllocationConfig::new();
@@ -94,6 +109,14 @@ impl ModuleEngine {
             .epoch_interruption(true)
             .consume_fuel(meter_fuel);
         let engine = Engine::new(&config).map_err(LoadError::Engine)?;
+        let disk_cache = match cache_dir {
+            ModuleCacheDir::At(dir) => CompileCache::open(dir, &engine),
+            ModuleCacheDir::Off => None,
+            ModuleCacheDir::NoHome => {
+                tracing::warn!("no folder for the compiled-module cache (neither XDG_CACHE_HOME nor HOME is set): compiling every module; set [runtime] module_cache_dir");
+                None
+            }
+        };
         let ticker_stop = start_epoch_ticker(&engine)?;
 
         let mut linker = Linker::new(&engine);
@@ -108,6 +131,7 @@ impl ModuleEngine {
             engine,
             linker,
             compiled: Mutex::new(HashMap::new()),
+            disk_cache,
             meters_fuel: meter_fuel,
             ticker_stop,
         })))
@@ -126,21 +150,50 @@ impl ModuleEngine {
         &self.0.linker
     }
 
-    /// The component of `bytes` (whose digest is `digest`), compiled on
-    /// first use.
+    #[cfg(test)]
+    pub(super) fn disk_cache(&self) -> Option<&CompileCache> {
+        self.0.disk_cache.as_ref()
+    }
+
+    /// The folder of the on-disk cache, when it is in use.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.0.disk_cache.as_ref().map(CompileCache::dir)
+    }
+
+    /// Where the component of `digest` came from when this engine first
+    /// loaded it (compiled, or from the on-disk cache), and how long that
+    /// took; None if it has not loaded it.
+    pub fn origin(&self, digest: Sha256Digest) -> Option<ComponentOrigin> {
+        self.memory().get(&digest).map(|(_, origin)| *origin)
+    }
+
+    /// The component of `bytes` (whose digest is `digest`): compiled once
+    /// per engine, from the on-disk cache when it holds a good entry, else
+    /// compiled with cranelift (and then stored there).
     pub(super) fn component(&self, digest: Sha256Digest, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let compiled = |cache: &HashMap<Sha256Digest, Component>| cache.get(&digest).cloned();
-        if let Some(component) = compiled(&self.cache()) {
+        if let Some((component, _)) = self.memory().get(&digest).cloned() {
             return Ok(component);
         }
-        // Compiled outside the lock: another load may compile the same
+        // Loaded or compiled outside the lock: another load may do the same
         // bytes meanwhile; either result is the same component.
-        let component = Component::from_binary(&self.0.engine, bytes)?;
-        self.cache().insert(digest, component.clone());
+        let started = std::time::Instant::now();
+        let disk_cache = self.0.disk_cache.as_ref();
+        let (component, origin) = match disk_cache.and_then(|cache| cache.load(&self.0.engine, digest)) {
+            Some(component) => (component, ComponentOrigin::Cached(started.elapsed())),
+            None => {
+                let component = Component::from_binary(&self.0.engine, bytes)?;
+                let origin = ComponentOrigin::Compiled(started.elapsed());
+                if let Some(cache) = disk_cache {
+                    cache.store(digest, &component);
+                }
+                (component, origin)
+            }
+        };
+        self.memory().insert(digest, (component.clone(), origin));
         Ok(component)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Sha256Digest, Component>> {
+    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<Sha256Digest, (Component, ComponentOrigin)>> {
         self.0.compiled.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -233,7 +286,11 @@ impl Runtime {
                 continue;
             }
             match runtime.add(module).await.map_err(|error| error.in_settings(&settings.path)) {
-                Ok(_) => {}
+                Ok(loaded) => {
+                    if let Some(origin) = runtime.shared.engine.origin(loaded.digest()) {
+                        tracing::info!(module = %module.name, origin = origin.as_str(), ms = origin.took().as_secs_f64() * 1e3, "module ready: {origin}");
+                    }
+                }
                 Err(error) if module.on_load_failure == LoadFailurePolicy::Disable => {
                     tracing::error!(module = %module.name, %error, "module disabled: it failed to load (on_load_failure = \"disable\")");
                     runtime.disabled.push(DisabledModule {

@@ -1,8 +1,9 @@
 //! The WebAssembly side: one engine, the loaded modules, and calls into them.
 //!
 //! Start at [`Runtime::load`]: it compiles every enabled module of the
-//! settings once, checks that it implements the `fulfillment-module` world,
-//! pre-links it against the host's imports and asks it to `describe` itself.
+//! settings once (or loads it from the on-disk [`CompileCache`]), checks
+//! that it implements the `fulfillment-module` world, pre-links it against
+//! the host's imports and asks it to `describe` itself.
 //! A [`ModuleSession`] is one module's fresh `Store` and instance for one
 //! order: no state survives from one order to the next.
 //!
@@ -12,6 +13,7 @@
 
 mod bindings;
 mod breaker;
+mod compile_cache;
 mod convert;
 mod engine;
 mod fault;
@@ -26,6 +28,7 @@ mod stats;
 mod version;
 
 pub use breaker::{Admission, BreakerView, CallPass, CircuitBreaker, CircuitState, LineHealth};
+pub use compile_cache::{CacheDirError, CompileCache, ComponentOrigin};
 pub use engine::{DisabledModule, ModuleEngine, Runtime};
 pub use fault::{FaultCause, FaultKind, ModuleFault};
 pub use host::CredentialSummary;

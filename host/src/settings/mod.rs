@@ -12,6 +12,7 @@ mod error;
 mod fulfillment;
 mod limits;
 mod module;
+mod runtime;
 mod service;
 mod telemetry;
 
@@ -26,6 +27,7 @@ pub use error::SettingsError;
 pub use fulfillment::{FulfillmentMode, FulfillmentSettings};
 pub use limits::{CircuitBreakerSettings, LoadFailurePolicy, MEMORY_CEILING_BYTES, ModuleLimits, TABLE_CEILING_ELEMENTS};
 pub use module::{ModuleName, ModuleSettings, Sha256Digest};
+pub use runtime::{ModuleCacheDir, RuntimeSettings};
 pub use service::{
     ApiSettings, DatabaseSettings, OrderAccess, OrderSettings, PaymentSettings, ProductSettings, Role, ServerSettings,
     TokenSettings,
@@ -50,6 +52,9 @@ pub struct Settings {
     pub products: Vec<ProductSettings>,
     pub metrics: MetricsSettings,
     pub logging: LoggingSettings,
+    /// `[runtime]`'s compiled-module cache folder, resolved against the
+    /// file's folder and the environment.
+    pub module_cache: ModuleCacheDir,
 }
 
 /// The file as written, before paths are resolved.
@@ -78,6 +83,8 @@ struct SettingsFile {
     metrics: MetricsSettings,
     #[serde(default)]
     logging: LoggingSettings,
+    #[serde(default)]
+    runtime: RuntimeSettings,
 }
 
 impl Settings {
@@ -140,6 +147,7 @@ impl Settings {
             products: file.products,
             metrics: file.metrics,
             logging: file.logging,
+            module_cache: file.runtime.cache_dir(base, |name| std::env::var_os(name)),
         })
     }
 

@@ -154,6 +154,11 @@ impl Sha256Digest {
         use sha2::Digest;
         Sha256Digest(sha2::Sha256::digest(bytes).into())
     }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 impl TryFrom<String> for Sha256Digest {
