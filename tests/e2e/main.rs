@@ -12,6 +12,7 @@ mod breaker;
 mod browser;
 mod caps;
 mod chromium;
+mod components;
 mod contract;
 mod credentials;
 mod dashboard;

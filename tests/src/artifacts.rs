@@ -26,3 +26,20 @@ pub fn module_path(crate_name: &str) -> PathBuf {
     );
     path
 }
+
+/// The built component of the JavaScript or Python example module `name`
+/// ("gift-card", "subscription"), which scripts/build-components builds
+/// with componentize-js and componentize-py (scripts/test runs it after
+/// `cargo plugins`).
+///
+/// Panics with what to run when it is missing: the tests need the real
+/// components, never a stand-in for them.
+pub fn component_path(name: &str) -> PathBuf {
+    let path = workspace_root().join("target/wasm32-wasip2/plugin").join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the JavaScript and Python modules with `scripts/build-components` (scripts/test does this before the tests)",
+        path.display()
+    );
+    path
+}
