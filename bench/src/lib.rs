@@ -33,6 +33,13 @@ pub async fn runtime(settings: &Settings) -> Runtime {
     Runtime::load_with(engine, settings).await.expect("the modules load: run `cargo plugins` first")
 }
 
+/// The same settings with the native baseline's plain Rust modules in place
+/// of the `.wasm` files (fulfillment-host's `native-baseline` feature).
+pub fn native(mut settings: Settings) -> Settings {
+    settings.native_baseline = true;
+    settings
+}
+
 /// An order of `lines` lines of the product types in `mix`, taken in turn
 /// (the catalog's demo products, with what their modules need and no LMS):
 /// `["Donation"]`, or `["Donation", "Coupon", "Enrollment Code"]`.

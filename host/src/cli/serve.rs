@@ -15,6 +15,11 @@ pub struct Args {
     /// Use this database instead of `[database] url` (sqlite://PATH or postgres://...).
     #[arg(long)]
     database: Option<String>,
+    /// Run the native baseline's plain Rust modules in place of the .wasm
+    /// files (benchmark-only; docs/performance.md).
+    #[cfg(feature = "native-baseline")]
+    #[arg(long)]
+    native_baseline: bool,
 }
 
 pub async fn run(settings_path: &Path, args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> {
@@ -24,6 +29,11 @@ pub async fn run(settings_path: &Path, args: Args, log_format: LogFormat) -> any
     }
     if let Some(url) = args.database {
         settings.database.url = url;
+    }
+    #[cfg(feature = "native-baseline")]
+    if args.native_baseline {
+        tracing::warn!("running the native baseline's modules instead of the .wasm files: for benchmarks only");
+        settings.native_baseline = true;
     }
     let app = Application::build(&settings).await?;
     let address = app.local_addr()?;

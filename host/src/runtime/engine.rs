@@ -285,7 +285,15 @@ impl Runtime {
                 });
                 continue;
             }
-            match runtime.add(module).await.map_err(|error| error.in_settings(&settings.path)) {
+            #[cfg(feature = "native-baseline")]
+            let added = if settings.native_baseline {
+                runtime.add_native(module).await
+            } else {
+                runtime.add(module).await
+            };
+            #[cfg(not(feature = "native-baseline"))]
+            let added = runtime.add(module).await;
+            match added.map_err(|error| error.in_settings(&settings.path)) {
                 Ok(loaded) => {
                     if let Some(origin) = runtime.shared.engine.origin(loaded.digest()) {
                         tracing::info!(module = %module.name, origin = origin.as_str(), ms = origin.took().as_secs_f64() * 1e3, "module ready: {origin}");
@@ -314,6 +322,14 @@ impl Runtime {
     /// Loads one module and appends it to the dispatch order.
     pub async fn add(&mut self, settings: &ModuleSettings) -> Result<Arc<LoadedModule>, LoadError> {
         let module = Arc::new(LoadedModule::load(self.shared.clone(), settings).await?);
+        self.modules.push(module.clone());
+        Ok(module)
+    }
+
+    /// Appends the native baseline's module for `settings` (runtime/native).
+    #[cfg(feature = "native-baseline")]
+    async fn add_native(&mut self, settings: &ModuleSettings) -> Result<Arc<LoadedModule>, LoadError> {
+        let module = Arc::new(LoadedModule::load_native(self.shared.clone(), settings).await?);
         self.modules.push(module.clone());
         Ok(module)
     }

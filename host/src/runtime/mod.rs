@@ -22,6 +22,8 @@ mod limiter;
 mod load_error;
 mod meter;
 mod module;
+#[cfg(feature = "native-baseline")]
+mod native;
 mod session;
 mod state;
 mod stats;

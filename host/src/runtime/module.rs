@@ -131,9 +131,34 @@ impl LoadedModule {
             .map(|(import, _)| import.to_string())
             .collect();
         let pre = link(&shared, &name, &path, &component, &imports)?;
+        LoadedModule::prepare(shared, settings, digest, imports, pre).await
+    }
+
+    /// The native baseline's module for the `[[modules]]` entry of
+    /// `settings`, by its name (runtime/native): the file is not read.
+    #[cfg(feature = "native-baseline")]
+    pub(super) async fn load_native(shared: Arc<Shared>, settings: &ModuleSettings) -> Result<LoadedModule, LoadError> {
+        let name = settings.name.to_string();
+        let native = super::native::by_name(&name).ok_or_else(|| LoadError::Describe {
+            module: name.clone(),
+            path: settings.path.clone(),
+            message: format!("the native baseline has no module `{name}` (it has {})", super::native::NATIVE_MODULES),
+        })?;
+        let digest = Sha256Digest::of(format!("native-baseline:{name}").as_bytes());
+        LoadedModule::prepare(shared, settings, digest, Vec::new(), ModulePre::Native(native)).await
+    }
+
+    /// The module of `settings` around `pre`, asked to describe itself.
+    async fn prepare(
+        shared: Arc<Shared>,
+        settings: &ModuleSettings,
+        digest: Sha256Digest,
+        imports: Vec<String>,
+        pre: ModulePre,
+    ) -> Result<LoadedModule, LoadError> {
         let mut module = LoadedModule {
-            name,
-            path,
+            name: settings.name.to_string(),
+            path: settings.path.clone(),
             digest,
             info: ModuleInfo {
                 name: String::new(),
@@ -302,6 +327,9 @@ fn compile(shared: &Shared, name: &str, path: &Path, digest: Sha256Digest, bytes
 pub(super) enum ModulePre {
     V1_0(v1_0::FulfillmentModulePre<HostState>),
     V1_1(v1_1::FulfillmentModulePre<HostState>),
+    /// The native baseline's plain Rust in place of the component.
+    #[cfg(feature = "native-baseline")]
+    Native(Arc<dyn super::native::NativeModule>),
 }
 
 impl ModulePre {
@@ -309,6 +337,9 @@ impl ModulePre {
         match self {
             ModulePre::V1_0(_) => ContractVersion::V1_0,
             ModulePre::V1_1(_) => ContractVersion::V1_1,
+            // It answers for all lines at once, as a 1.1 module does.
+            #[cfg(feature = "native-baseline")]
+            ModulePre::Native(_) => ContractVersion::V1_1,
         }
     }
 
@@ -323,6 +354,8 @@ impl ModulePre {
                 exports: pre.instantiate_async(store).await?,
                 order: None,
             },
+            #[cfg(feature = "native-baseline")]
+            ModulePre::Native(native) => Exports::Native(native.clone()),
         })
     }
 }

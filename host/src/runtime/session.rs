@@ -51,6 +51,9 @@ pub(super) enum Exports {
         exports: v1_1::FulfillmentModule,
         order: Option<Box<v1_1::types::Order>>,
     },
+    /// The native baseline's module (no instance; runtime/native).
+    #[cfg(feature = "native-baseline")]
+    Native(Arc<dyn super::native::NativeModule>),
 }
 
 /// The order converted for an instance's version (once: a session serves one
@@ -161,6 +164,8 @@ impl<'m> ModuleSession<'m> {
                 .run(wall, exports.call_describe(&mut self.store))
                 .await
                 .map(convert::v1_1::module_info),
+            #[cfg(feature = "native-baseline")]
+            Exports::Native(native) => Ok((native.describe(), 0)),
         };
         let (info, size) = answer.map_err(|error| self.fault("describe", &error))?;
         self.check_output("describe", size)?;
@@ -174,6 +179,12 @@ impl<'m> ModuleSession<'m> {
     /// line. On a fault, the answers given before it come back with it (a
     /// 1.0 module may have claimed some lines first; a 1.1 module none).
     pub async fn supports_lines(&mut self, order: &Order, lines: &[&Line]) -> Result<Vec<bool>, (Vec<bool>, ModuleFault)> {
+        #[cfg(feature = "native-baseline")]
+        if let Exports::Native(native) = &self.exports {
+            let started = Instant::now();
+            let answers = native.supports_lines(order, lines);
+            return self.recorded(ModuleFunction::SupportsLines, started, Ok(answers)).map_err(|fault| (Vec::new(), fault));
+        }
         if let Exports::V1_1 { .. } = self.exports {
             let started = Instant::now();
             let result = self.call_supports_lines(order, lines).await;
@@ -271,6 +282,13 @@ impl<'m> ModuleSession<'m> {
                     (outcomes.into_iter().map(convert::v1_1::line_result).collect::<Vec<_>>(), size)
                 })
             }
+            #[cfg(feature = "native-baseline")]
+            Exports::Native(native) => {
+                let native = native.clone();
+                let host = self.store.data_mut();
+                let call = async move { Ok::<_, wasmtime::Error>(native.fulfill_product(host, order, lines).await) };
+                self.meter.run(wall, call).await.map(|results| (results, 0))
+            }
         };
         let (results, size) = answer.map_err(|error| self.fault(CALL, &error))?;
         self.check_output(CALL, size)?;
@@ -302,6 +320,8 @@ impl<'m> ModuleSession<'m> {
                 let call = exports.call_revoke_line(&mut self.store, wit_order, &wit_line, &refund);
                 self.meter.run(wall, call).await.map(convert::v1_1::revoke_result)
             }
+            #[cfg(feature = "native-baseline")]
+            Exports::Native(native) => Ok((native.revoke_line(line), 0)),
         };
         let (result, size) = answer.map_err(|error| self.fault(CALL, &error))?;
         self.check_output(CALL, size)?;

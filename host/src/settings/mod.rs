@@ -55,6 +55,11 @@ pub struct Settings {
     /// `[runtime]`'s compiled-module cache folder, resolved against the
     /// file's folder and the environment.
     pub module_cache: ModuleCacheDir,
+    /// Run the native baseline's plain Rust modules, by `[[modules]]`
+    /// name, in place of the `.wasm` files (benchmark-only: never read from
+    /// the file; `serve --native-baseline` sets it).
+    #[cfg(feature = "native-baseline")]
+    pub native_baseline: bool,
 }
 
 /// The file as written, before paths are resolved.
@@ -148,6 +153,8 @@ impl Settings {
             metrics: file.metrics,
             logging: file.logging,
             module_cache: file.runtime.cache_dir(base, |name| std::env::var_os(name)),
+            #[cfg(feature = "native-baseline")]
+            native_baseline: false,
         })
     }
 
