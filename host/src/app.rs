@@ -150,7 +150,7 @@ async fn serve(listener: TcpListener, router: axum::Router, server: &ServerSetti
 /// `serve` puts the HTTP API in front of them; `worker` runs only their
 /// workers.
 pub async fn build_service(settings: &Settings, engine: ModuleEngine) -> anyhow::Result<Services> {
-    let database = Database::connect(&settings.database.url, settings.database.max_connections).await?;
+    let database = Database::connect(&settings.database.url, settings.database.max_connections, settings.database.sqlite_synchronous).await?;
     let runtime = Runtime::load_with(engine, settings).await?;
     let services = Services::new(
         database,

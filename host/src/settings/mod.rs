@@ -29,7 +29,7 @@ pub use limits::{CircuitBreakerSettings, LoadFailurePolicy, MEMORY_CEILING_BYTES
 pub use module::{ModuleName, ModuleSettings, Sha256Digest};
 pub use runtime::{ModuleCacheDir, RuntimeSettings};
 pub use service::{
-    ApiSettings, DatabaseSettings, OrderAccess, OrderSettings, PaymentSettings, ProductSettings, Role, ServerSettings,
+    ApiSettings, DatabaseSettings, OrderAccess, SqliteSynchronous, OrderSettings, PaymentSettings, ProductSettings, Role, ServerSettings,
     TokenSettings,
 };
 pub use telemetry::{LogFormat, LoggingSettings, MetricsSettings};

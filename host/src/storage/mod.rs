@@ -18,11 +18,12 @@ mod refunds;
 mod sessions;
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
+
+use crate::settings::SqliteSynchronous;
 
 pub use checkouts::{
     CheckoutRecord, CheckoutState, NewCheckout, checkout_by_key, hold_pending_checkout, insert_checkout, load_checkout,
@@ -75,9 +76,12 @@ impl Backend {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite: this process's writers take turns here (SQLite runs one
-    /// write transaction at a time anyway).
-    writers: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: the one connection this process writes through; its writers
+    /// take turns for it (SQLite runs one write transaction at a time
+    /// anyway). One connection keeps its page cache warm from one write to
+    /// the next: when every connection of the pool wrote in turn, each found
+    /// its cache stale (docs/performance.md).
+    writer: Option<AnyPool>,
 }
 
 /// A transaction that writes (see [`Database::begin_write`]); it is the
@@ -86,7 +90,6 @@ pub struct Database {
 #[derive(Debug)]
 pub struct WriteTransaction {
     transaction: sqlx::Transaction<'static, sqlx::Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTransaction {
@@ -116,7 +119,9 @@ impl std::ops::DerefMut for WriteTransaction {
 impl Database {
     /// Connects to `url` (`sqlite://PATH` or `postgres://...`), creating a
     /// SQLite file if it does not exist, and applies the migrations.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Database, StorageError> {
+    /// On SQLite, `synchronous` says when a commit returns (the settings'
+    /// `[database] sqlite_synchronous`).
+    pub async fn connect(url: &str, max_connections: u32, synchronous: SqliteSynchronous) -> Result<Database, StorageError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -130,10 +135,14 @@ impl Database {
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(StorageError::connect(&url))?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |connection, _| {
+        let pool_options = || {
+            AnyPoolOptions::new()
+                .acquire_timeout(Duration::from_secs(10))
+                // A SQLite file does not go away under its connections: a
+                // ping before every acquire would only be one more round
+                // trip to the connection's thread.
+                .test_before_acquire(backend == Backend::Postgres)
+                .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL: readers never wait for the writer; a writer
@@ -141,11 +150,15 @@ impl Database {
                         connection.execute("PRAGMA journal_mode = WAL").await?;
                         connection.execute("PRAGMA busy_timeout = 5000").await?;
                         connection.execute("PRAGMA foreign_keys = ON").await?;
+                        connection.execute(synchronous.pragma()).await?;
                     }
                     Ok(())
                 })
             })
-            .connect_with(options)
+        };
+        let pool = pool_options()
+            .max_connections(max_connections)
+            .connect_with(options.clone())
             .await
             .map_err(StorageError::connect(&url))?;
         let migrator = match backend {
@@ -153,11 +166,17 @@ impl Database {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        Ok(Database {
-            pool,
-            backend,
-            writers: Arc::new(tokio::sync::Mutex::new(())),
-        })
+        let writer = match backend {
+            Backend::Sqlite => Some(
+                pool_options()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .map_err(StorageError::connect(&url))?,
+            ),
+            Backend::Postgres => None,
+        };
+        Ok(Database { pool, backend, writer })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -180,26 +199,18 @@ impl Database {
     }
 
     /// Begins a transaction that will write. On SQLite it first waits its
-    /// turn among this process's writers (in order, without the busy
-    /// handler's sleeps), then takes the write lock at once (`BEGIN
-    /// IMMEDIATE`, waiting up to the busy time-out for other processes): a
-    /// transaction that read first and then tried to write would fail at
-    /// once if another wrote meanwhile.
+    /// turn for the writer connection among this process's writers (in
+    /// order, without the busy handler's sleeps; at most the pool's acquire
+    /// time-out), then takes the write lock at once (`BEGIN IMMEDIATE`,
+    /// waiting up to the busy time-out for other processes): a transaction
+    /// that read first and then tried to write would fail at once if
+    /// another wrote meanwhile.
     pub async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => {
-                let turn = self.writers.clone().lock_owned().await;
-                let transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTransaction {
-                    transaction,
-                    _turn: Some(turn),
-                })
-            }
-            Backend::Postgres => Ok(WriteTransaction {
-                transaction: self.pool.begin().await?,
-                _turn: None,
-            }),
-        }
+        let transaction = match &self.writer {
+            Some(writer) => writer.begin_with("BEGIN IMMEDIATE").await?,
+            None => self.pool.begin().await?,
+        };
+        Ok(WriteTransaction { transaction })
     }
 
     /// Whether the database answers.
@@ -319,5 +330,22 @@ mod tests {
                 .await
                 .expect("placers");
         assert_eq!(placers, vec![None; 5]);
+    }
+
+    /// `[database] sqlite_synchronous` reaches every connection of the pool
+    /// (SQLite's own default is FULL; NORMAL is 1).
+    #[tokio::test]
+    async fn the_sqlite_synchronous_setting_reaches_every_connection() {
+        for (setting, expected) in [(super::SqliteSynchronous::Full, 2), (super::SqliteSynchronous::Normal, 1)] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("sync.db").display());
+            let database = super::Database::connect(&url, 2, setting).await.expect("connect");
+            let mut first = database.pool().acquire().await.expect("a connection");
+            let mut second = database.pool().acquire().await.expect("a second connection");
+            for connection in [&mut first, &mut second] {
+                let value: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut **connection).await.expect("pragma");
+                assert_eq!(value, expected, "{setting:?}");
+            }
+        }
     }
 }
