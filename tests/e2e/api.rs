@@ -53,6 +53,8 @@ async fn a_failed_line_is_retried_by_staff_without_resending_complete_lines(db: 
     assert_eq!(statuses(&order), ["Fulfillment Network Error", "Complete"]);
     assert_eq!(order["notes"][0]["message"], "Fulfillment of order failed due to a network problem.");
     assert_eq!(order["notes"][0]["line_id"], 1);
+    let (_, stored) = app.get("/orders/EDX-100001", CHECKOUT_TOKEN).await;
+    assert_eq!(stored, order, "what was answered (the order as its attempt stored it) is what was stored");
 
     app.lms_up(lms_address).await;
     let (status, retried) = app.put("/orders/EDX-100001/fulfill", None, ADMIN_TOKEN).await;

@@ -272,7 +272,8 @@ async fn place_order(
         Ok::<_, crate::services::OrderError>(match placed {
             Placed::Replayed(stored) => (StatusCode::OK, stored.order.number, None),
             Placed::Created { order, job } => {
-                (StatusCode::CREATED, order.order.number, job.map(|job| services.executor.start(job)))
+                let number = order.order.number.clone();
+                (StatusCode::CREATED, number, job.map(|job| services.executor.start_placed(job, order)))
             }
         })
     });
@@ -286,13 +287,22 @@ async fn place_order(
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "order_pending", message));
     };
     let services = &state.services;
-    if let Some(mut running) = running {
-        let wait = services.sync_wait().min(deadline.remaining());
-        if !running.stored_within(wait).await {
-            status = StatusCode::ACCEPTED;
+    let attempted = match running {
+        Some(mut running) => {
+            let wait = services.sync_wait().min(deadline.remaining());
+            let attempted = running.stored_order_within(wait).await;
+            if attempted.is_none() {
+                status = StatusCode::ACCEPTED;
+            }
+            attempted
         }
-    }
-    let snapshot = services.orders.snapshot(&caller.scope, &number).await?;
+        None => None,
+    };
+    // The order as its attempt stored it is not read back.
+    let snapshot = match attempted {
+        Some(stored) => services.orders.snapshot_of(&caller.scope, stored).await?,
+        None => services.orders.snapshot(&caller.scope, &number).await?,
+    };
     Ok((status, location(&number), Json(order_view(snapshot))))
 }
 

@@ -20,11 +20,21 @@ use super::OrderError;
 use super::retry_policy::RetryPolicy;
 use crate::metrics::Metrics;
 use crate::queue::JobQueue;
-use crate::storage::{ClaimedJob, JobKind};
+use crate::storage::{ClaimedJob, JobKind, StoredOrder};
 
 /// A job started by [`Executor::start`].
 #[derive(Debug)]
-pub struct Running(JoinHandle<bool>);
+pub struct Running(JoinHandle<Ran>);
+
+/// How a job's run ended.
+#[derive(Debug)]
+enum Ran {
+    /// It stored its outcome; a fulfillment attempt gives the order as it
+    /// stored it.
+    Stored(Option<StoredOrder>),
+    /// It stored nothing (it is due again).
+    NotStored,
+}
 
 impl Running {
     /// Waits up to `bound` for the job's run to end: true when it stored
@@ -32,7 +42,16 @@ impl Running {
     /// answers without it) or ended without storing anything (it is due
     /// again).
     pub async fn stored_within(&mut self, bound: Duration) -> bool {
-        matches!(tokio::time::timeout(bound, &mut self.0).await, Ok(Ok(true)))
+        matches!(tokio::time::timeout(bound, &mut self.0).await, Ok(Ok(Ran::Stored(_))))
+    }
+
+    /// The same for a fulfillment attempt: the order as the attempt stored
+    /// it, or None.
+    pub async fn stored_order_within(&mut self, bound: Duration) -> Option<StoredOrder> {
+        match tokio::time::timeout(bound, &mut self.0).await {
+            Ok(Ok(Ran::Stored(order))) => order,
+            _ => None,
+        }
     }
 }
 
@@ -83,7 +102,15 @@ impl Executor {
     /// Starts a staff retry of a `fulfill` job (leased to this host).
     pub fn start_as(&self, job: ClaimedJob, by: AttemptBy) -> Running {
         let executor = self.clone();
-        Running(self.started.spawn(async move { executor.run(&job, by).await }))
+        Running(self.started.spawn(async move { executor.run(&job, by, None).await }))
+    }
+
+    /// Starts the `fulfill` job (leased to this host) of an order this host
+    /// has just stored, with the order as it was stored: the attempt does not
+    /// read it back (sync mode's order placement).
+    pub fn start_placed(&self, job: ClaimedJob, placed: StoredOrder) -> Running {
+        let executor = self.clone();
+        Running(self.started.spawn(async move { executor.run(&job, AttemptBy::Queue, Some(placed)).await }))
     }
 
     /// Runs `work` (a checkout, say) in a task of its own that a dropped
@@ -113,36 +140,36 @@ impl Executor {
         };
         // In the worker's own task: a worker stopped past its shutdown grace
         // abandons the run, and its lease is released for another host.
-        self.run(&job, AttemptBy::Queue).await;
+        self.run(&job, AttemptBy::Queue, None).await;
         Ok(true)
     }
 
-    /// Runs `job` while renewing its lease; true when it stored its
-    /// outcome. A run that failed before it could store anything (a
+    /// Runs `job` while renewing its lease; whether it stored its
+    /// outcome (and the order, for a fulfillment attempt). A run that failed before it could store anything (a
     /// database outage, say) is due again after the retry policy's backoff
     /// for its attempt.
-    async fn run(&self, job: &ClaimedJob, by: AttemptBy) -> bool {
+    async fn run(&self, job: &ClaimedJob, by: AttemptBy, placed: Option<StoredOrder>) -> Ran {
         self.metrics.job_attempt(job.kind);
         let work = async {
             match job.kind {
-                JobKind::Checkout => self.checkout.complete(job).await,
-                JobKind::Fulfill => self.fulfillment.attempt(job, by).await.map(|_| ()),
-                JobKind::Refund => self.refunds.run(job).await,
+                JobKind::Checkout => self.checkout.complete(job).await.map(|()| None),
+                JobKind::Fulfill => self.fulfillment.attempt(job, by, placed).await.map(|attempted| Some(attempted.order)),
+                JobKind::Refund => self.refunds.run(job).await.map(|()| None),
             }
         };
         match self.queue.with_lease(job, work).await {
-            Some(Ok(())) => true,
+            Some(Ok(order)) => Ran::Stored(order),
             Some(Err(error)) => {
                 let delay = self.retry.backoff(job.attempts.max(1));
                 tracing::error!(job = job.id, kind = job.kind.as_str(), order = ?job.order_number, %error,
                     retry_in_ms = delay.as_millis() as u64, "job run failed");
                 self.queue.postpone(job, delay, &error.to_string()).await;
-                false
+                Ran::NotStored
             }
             None => {
                 tracing::warn!(job = job.id, kind = job.kind.as_str(), order = ?job.order_number,
                     "lost the lease of a job; abandoning the run");
-                false
+                Ran::NotStored
             }
         }
     }

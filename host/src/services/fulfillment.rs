@@ -24,6 +24,16 @@ pub enum AttemptBy {
     Staff { prior: JobState },
 }
 
+/// What a stored attempt did.
+#[derive(Debug)]
+pub struct Attempted {
+    /// The dispatch; None when the order was not fulfillable (or its
+    /// retries were spent).
+    pub report: Option<DispatchReport>,
+    /// The order as the attempt stored it.
+    pub order: StoredOrder,
+}
+
 /// Runs fulfillment attempts and stores what they did.
 #[derive(Clone)]
 pub struct FulfillmentService {
@@ -62,13 +72,19 @@ impl FulfillmentService {
     /// lease is still this host's. A lost lease stores nothing: the host
     /// that took the job over does the work (and the modules' idempotency
     /// keys keep a line from being fulfilled twice at the remote system).
-    pub async fn attempt(&self, job: &ClaimedJob, by: AttemptBy) -> Result<Option<DispatchReport>, OrderError> {
+    ///
+    /// `placed` is the order as this host has just stored it, with the job
+    /// (sync mode): it is used instead of reading the order back.
+    pub async fn attempt(&self, job: &ClaimedJob, by: AttemptBy, placed: Option<StoredOrder>) -> Result<Attempted, OrderError> {
         let number = job.order_number.clone().unwrap_or_default();
-        let mut stored = {
-            let mut connection = self.db.pool().acquire().await?;
-            storage::load_order(&mut connection, &number)
-                .await?
-                .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?
+        let mut stored = match placed.filter(|placed| placed.id == job.subject_id && placed.order.number == number) {
+            Some(placed) => placed,
+            None => {
+                let mut connection = self.db.pool().acquire().await?;
+                storage::load_order(&mut connection, &number)
+                    .await?
+                    .ok_or_else(|| OrderError::NotFound(format!("order {number}")))?
+            }
         };
         let policy = RetryPolicy::from_settings(&self.settings);
         // Attempts whose host died before storing them count too: a job
@@ -122,7 +138,7 @@ impl FulfillmentService {
             self.metrics.job_given_up();
         }
         tracing::info!(order = %number, attempt = job.attempts, state = state.as_str(), retry_in_ms, "fulfillment attempt done");
-        Ok(report)
+        Ok(Attempted { report, order: stored })
     }
 
     /// The job's state after a counted attempt. In sync mode a failed order

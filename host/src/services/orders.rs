@@ -52,6 +52,21 @@ impl OrderQueries {
         snapshots.pop().ok_or_else(|| OrderError::NotFound(format!("order {number}")))
     }
 
+    /// The snapshot of `stored`, an order as this host has just stored it
+    /// (the order placed by a request, after its attempt): its payment and
+    /// job are read, the order is not read back. Not found unless `scope`
+    /// covers it.
+    pub async fn snapshot_of(&self, scope: &OrderScope, stored: StoredOrder) -> Result<OrderSnapshot, OrderError> {
+        if !scope.covers(&stored) {
+            return Err(OrderError::NotFound(format!("order {}", stored.order.number)));
+        }
+        let number = stored.order.number.clone();
+        // Two reads of rows this request's own writes made: no transaction.
+        let mut connection = self.db.pool().acquire().await?;
+        let mut snapshots = self.with_payments_and_jobs(&mut connection, vec![stored]).await?;
+        snapshots.pop().ok_or_else(|| OrderError::NotFound(format!("order {number}")))
+    }
+
     /// Order `number` (if `scope` covers it) with its newest
     /// `attempt_limit` attempts and its payment's events, read together.
     pub async fn detail(&self, scope: &OrderScope, number: &str, attempt_limit: u32) -> Result<OrderDetail, OrderError> {
