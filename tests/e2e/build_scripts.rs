@@ -5,10 +5,14 @@
 //! `python3 -m venv` whose `pip` "installs" such a componentize-py (the
 //! real python runs it). The real ones take minutes to install and seconds
 //! to build; these tests are about what the scripts do around them: the
-//! cache keys. Needs node and python3 (skipped, saying so, without them).
+//! cache keys, what a failed build leaves, what a cache entry must be.
+//! Needs node and python3 (skipped, saying so, without them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// The first bytes of a WebAssembly component: `\0asm`, version 0x0d, layer 1.
+const COMPONENT_MAGIC: &[u8] = b"\0asm\x0d\x00\x01\x00";
 
 /// The stand-in componentize-js (its `src/componentize.js`): refuses a
 /// source that asks it to, else returns the magic and the source.
@@ -158,12 +162,26 @@ impl Sandbox {
             .unwrap_or_else(|| format!("no report of {name} in: {text}"))
     }
 
+    fn output(&self, name: &str) -> PathBuf {
+        self.repo.join("target/wasm32-wasip2/plugin").join(format!("{name}.wasm"))
+    }
+
     fn edit(&self, file: &str, change: impl FnOnce(String) -> String) {
         let path = self.repo.join(file);
         let text = std::fs::read_to_string(&path).expect("read");
         let changed = change(text.clone());
         assert_ne!(changed, text, "{file} changed");
         std::fs::write(&path, changed).expect("write");
+    }
+
+    /// The cache entry that holds `name`'s component (the output's copy).
+    fn entry_of(&self, name: &str) -> PathBuf {
+        let output = std::fs::read(self.output(name)).expect("the output");
+        std::fs::read_dir(&self.components)
+            .expect("the cache")
+            .map(|item| item.expect("an item").path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "wasm") && std::fs::read(path).is_ok_and(|bytes| bytes == output))
+            .expect("an entry of the component")
     }
 }
 
@@ -215,4 +233,50 @@ fn the_lock_file_and_the_build_functions_are_in_the_cache_keys() {
         ],
         "(what changed, (gift-card, subscription))"
     );
+}
+
+/// A build that fails leaves no component where the tests would load it,
+/// not the previous one.
+#[test]
+fn a_failed_build_leaves_no_stale_component() {
+    let Some(sandbox) = sandbox() else { return };
+    let (succeeded, text) = sandbox.build();
+    assert!(succeeded, "{text}");
+    assert!(sandbox.output("gift-card").exists() && sandbox.output("subscription").exists());
+    sandbox.edit("plugins/gift-card/gift-card.js", |source| format!("{source}\n// FAIL_THE_BUILD\n"));
+    let (succeeded, text) = sandbox.build();
+    assert!(!succeeded, "the build fails: {text}");
+    let left: Vec<bool> = ["gift-card", "subscription"].iter().map(|name| sandbox.output(name).exists()).collect();
+    assert_eq!(left, [false, false], "no component of the failed run stays (gift-card, subscription): {text}");
+}
+
+/// A cache entry is a component only if it starts with the component
+/// magic: anything else (an error page, a truncated copy) is built again;
+/// temporary files that an interrupted copy left are removed.
+#[test]
+fn a_cache_entry_that_is_not_a_component_is_rebuilt_and_stale_temporary_files_go() {
+    let Some(sandbox) = sandbox() else { return };
+    let (succeeded, text) = sandbox.build();
+    assert!(succeeded, "{text}");
+    let entry = sandbox.entry_of("gift-card");
+    std::fs::write(&entry, "<html>502 Bad Gateway</html>").expect("spoil the entry");
+    let stale_entry = PathBuf::from(format!("{}.12345.tmp", entry.display()));
+    let stale_output = sandbox.repo.join("target/wasm32-wasip2/plugin/.gift-card.wasm.12345.tmp");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    for stale in [&stale_entry, &stale_output] {
+        std::fs::write(stale, "half a copy").expect("a stale temporary file");
+        std::fs::File::options().write(true).open(stale).and_then(|file| file.set_modified(two_hours_ago)).expect("age it");
+    }
+    // A young one may be another clone's copy in progress: it stays.
+    let in_progress = sandbox.repo.join("target/wasm32-wasip2/plugin/.subscription.wasm.99999.tmp");
+    std::fs::write(&in_progress, "a copy in progress").expect("a fresh temporary file");
+    let (succeeded, text) = sandbox.build();
+    assert!(succeeded, "{text}");
+    let gift_card = std::fs::read(sandbox.output("gift-card")).expect("the output");
+    assert_eq!(
+        (Sandbox::how(&text, "gift-card").starts_with(BUILT), gift_card.starts_with(COMPONENT_MAGIC), stale_entry.exists(), stale_output.exists()),
+        (true, true, false, false),
+        "(rebuilt, a component, the stale entry copy left, the stale output copy left): {text}"
+    );
+    assert!(in_progress.exists(), "another run's copy in progress is left alone");
 }
