@@ -5,8 +5,9 @@
 //! `python3 -m venv` whose `pip` "installs" such a componentize-py (the
 //! real python runs it). The real ones take minutes to install and seconds
 //! to build; these tests are about what the scripts do around them: the
-//! cache keys, what a failed build leaves, what a cache entry must be.
-//! Needs node and python3 (skipped, saying so, without them).
+//! cache keys, what a failed build leaves, what a cache entry must be, a
+//! tool chain whose interpreter is gone. Needs node and python3 (skipped,
+//! saying so, without them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -279,4 +280,25 @@ fn a_cache_entry_that_is_not_a_component_is_rebuilt_and_stale_temporary_files_go
         "(rebuilt, a component, the stale entry copy left, the stale output copy left): {text}"
     );
     assert!(in_progress.exists(), "another run's copy in progress is left alone");
+}
+
+/// A Python tool chain whose venv's interpreter is gone (the python it was
+/// made with was removed or upgraded) is installed again, instead of its
+/// `done` marker failing every build.
+#[test]
+fn a_python_tool_chain_whose_interpreter_is_gone_is_installed_again() {
+    let Some(sandbox) = sandbox() else { return };
+    let (succeeded, text) = sandbox.build();
+    assert!(succeeded, "{text}");
+    let venv_python = std::fs::read_dir(&sandbox.toolchains)
+        .expect("the tool chains")
+        .map(|item| item.expect("an item").path())
+        .find(|path| path.file_name().is_some_and(|name| name.to_string_lossy().starts_with("python-")))
+        .expect("the Python tool chain")
+        .join("venv/bin/python");
+    std::fs::remove_file(&venv_python).expect("remove the venv's python link");
+    std::os::unix::fs::symlink("/nonexistent/python3.0", &venv_python).expect("a link to an interpreter that is gone");
+    let (succeeded, text) = sandbox.build();
+    assert!(succeeded, "the build installs the tool chain again: {text}");
+    assert!(text.contains("installing componentize-py"), "{text}");
 }
