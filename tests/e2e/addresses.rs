@@ -14,6 +14,7 @@ on_both_databases!(
     both_addresses_and_the_shipping_round_trip_through_get_and_the_list,
     each_bad_address_field_is_refused_by_name_before_any_charge,
     orders_stored_with_a_free_form_billing_address_still_read,
+    a_key_sent_before_the_upgrade_replays_whatever_its_billing_address_held,
 );
 
 async fn both_addresses_and_the_shipping_round_trip_through_get_and_the_list(db: Db) {
@@ -137,4 +138,121 @@ async fn orders_stored_with_a_free_form_billing_address_still_read(db: Db) {
     }
     let (status, list) = app.get("/orders", ADMIN_TOKEN).await;
     assert_eq!((status, list["count"].as_u64()), (StatusCode::OK, Some(3)), "{list}");
+}
+
+/// `POST /orders`'s body as the host took it before addresses were records
+/// (services/checkout.rs before d4a8470, the records as they were there):
+/// its serde_json serialization, in this field order, was the digest that
+/// tells a replay from a reused key. `billing_address` was any JSON value,
+/// serialized with its keys sorted and its nulls kept.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreUpgradeCheckout {
+    user: PreUpgradeUser,
+    basket: Vec<PreUpgradeBasketLine>,
+    #[serde(default)]
+    shipping_method: Option<String>,
+    #[serde(default)]
+    shipping_charge: Option<String>,
+    #[serde(default)]
+    billing_address: Value,
+    total: String,
+    currency: String,
+    payment: PreUpgradePayment,
+    #[serde(default)]
+    email_opt_in: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreUpgradeUser {
+    username: String,
+    email: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreUpgradeBasketLine {
+    sku: String,
+    quantity: u32,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreUpgradePayment {
+    processor: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// The request hash the host recorded for `body` before the upgrade.
+fn pre_upgrade_request_hash(body: &Value) -> String {
+    use sha2::Digest;
+    let body: PreUpgradeCheckout = serde_json::from_value(body.clone()).expect("a body the old host took");
+    hex::encode(sha2::Sha256::digest(serde_json::to_vec(&body).expect("JSON")))
+}
+
+/// A storefront that placed a checkout before the upgrade and retries it
+/// after, with the same Idempotency-Key and the same body, gets its order
+/// (one charge), whether that body's billing address had a `null` field
+/// (which the address record drops) or keys the record does not have
+/// (which it refuses). A new request with such a body is still refused,
+/// naming the field, before anything is charged.
+async fn a_key_sent_before_the_upgrade_replays_whatever_its_billing_address_held(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let mut connection: sqlx::AnyConnection = sqlx::Connection::connect(&app.database_url).await.expect("connect");
+    let with_billing = |address: Value| {
+        let mut body = checkout("59.00", "tok_success");
+        body["billing_address"] = address;
+        body
+    };
+    let with_a_null = with_billing(json!({"first_name": "Alice", "line1": "1 Main St", "line2": null, "country": "US"}));
+    let with_foreign_keys =
+        with_billing(json!({"first_name": "Alice", "company": "edX", "line3": "Suite 5", "postcode": 2139, "country": "US"}));
+    let mut answers = Vec::new();
+    for (key, sent_before) in [("before-the-upgrade-1", &with_a_null), ("before-the-upgrade-2", &with_foreign_keys)] {
+        // The checkout and order the old host made of that body: placed here
+        // with the address's fields the record takes, then given the old
+        // host's request hash and its record of the request (the billing
+        // address as sent, no shipping address).
+        let taken = with_billing(json!({"first_name": "Alice", "country": "US"}));
+        let (status, placed) = app.place(&taken, Some(key)).await;
+        assert_eq!(status, StatusCode::CREATED, "{placed}");
+        let request: String = sqlx::query_scalar("SELECT request FROM checkouts WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_one(&mut connection)
+            .await
+            .expect("the checkout's record");
+        let mut request: Value = serde_json::from_str(&request).expect("a JSON record");
+        request["billing_address"] = sent_before["billing_address"].clone();
+        request.as_object_mut().expect("an object").remove("shipping_address");
+        sqlx::query("UPDATE checkouts SET request_hash = $1, request = $2 WHERE idempotency_key = $3")
+            .bind(pre_upgrade_request_hash(sent_before))
+            .bind(request.to_string())
+            .bind(key)
+            .execute(&mut connection)
+            .await
+            .expect("the old host's checkout");
+
+        let (status, replayed) = app.place(sent_before, Some(key)).await;
+        answers.push((key, status, replayed["number"].clone(), replayed["error"]["message"].clone()));
+    }
+    assert_eq!(
+        answers,
+        [("before-the-upgrade-1", "EDX-100001"), ("before-the-upgrade-2", "EDX-100002")]
+            .map(|(key, number)| (key, StatusCode::OK, json!(number), Value::Null)),
+        "both keys replay their orders"
+    );
+    assert_eq!(app.charges(), 2, "one charge per key");
+
+    // New requests: the record's fields only (a `null` one is no value).
+    for key in [Some("after-the-upgrade"), None] {
+        let (status, answer) = app.place(&with_foreign_keys, key).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["error"]["field"], "billing_address.company", "{answer}");
+    }
+    assert_eq!(app.charges(), 2, "nothing more charged");
+    let (status, placed) = app.place(&with_a_null, Some("after-the-upgrade")).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    assert_eq!(placed["billing_address"], json!({"first_name": "Alice", "line1": "1 Main St", "country": "US"}), "{placed}");
 }

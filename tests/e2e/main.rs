@@ -6,6 +6,7 @@
 
 mod addresses;
 mod api;
+mod build_scripts;
 mod harness;
 mod jobs;
 mod breaker;

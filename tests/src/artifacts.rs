@@ -33,7 +33,8 @@ pub fn module_path(crate_name: &str) -> PathBuf {
 /// `cargo plugins`).
 ///
 /// Panics with what to run when it is missing: the tests need the real
-/// components, never a stand-in for them.
+/// components, never a stand-in for them (nor a stale one: a build that
+/// failed leaves none, not the previous one).
 pub fn component_path(name: &str) -> PathBuf {
     let path = workspace_root().join("target/wasm32-wasip2/plugin").join(format!("{name}.wasm"));
     assert!(

@@ -27,7 +27,16 @@
 //! who can write the folder can write a matching checksum for code of their
 //! own. That is why the folder must be the host user's own and writable by
 //! nobody else (it is created 0700; another owner, or write access for the
-//! group or others, makes the host ignore it). CRC-32 rather than SHA-256:
+//! group or others, makes the host ignore it), and so must each entry. The
+//! folder's path is resolved once, when the cache opens; each load and each
+//! store then opens the folder again without following a link, checks it
+//! (owner, mode) through that handle, and opens the entry relative to it,
+//! without following a link, checking the opened file (a regular file, the
+//! host user's, not writable by the group or others) before reading it: a
+//! folder above the cache that another user can write lets them swap the
+//! cache folder, or plant an entry, after the start, and neither is read.
+//! A folder or entry that fails is logged (warn, naming it) and not used.
+//! CRC-32 rather than SHA-256:
 //! on a 40 MiB artifact here, SHA-256 takes 26 ms (with SHA-NI) and
 //! CRC-32 2.6 ms (docs/performance.md), and a load from the cache should
 //! take tens of milliseconds; the length and the two digests in the header
@@ -51,11 +60,13 @@
 use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 use sha2::Digest as _;
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -85,10 +96,16 @@ const TEMP_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 pub enum CacheDirError {
     #[error("cannot create it: {0}")]
     Create(std::io::Error),
+    #[error("cannot open it: {0}")]
+    Open(std::io::Error),
     #[error("cannot read its metadata: {0}")]
     Metadata(std::io::Error),
     #[error("it is not a folder")]
     NotADirectory,
+    /// Its path is resolved when the cache opens: a link there later was
+    /// put in its place.
+    #[error("it is a symbolic link now (it was resolved when the host started); refusing to load code from it")]
+    SymbolicLink,
     #[error("it is owned by uid {owner}, not by this process's user (uid {user}); refusing to load code from it")]
     ForeignOwner { owner: u32, user: u32 },
     #[error("its mode is {mode:04o}: the group or others may write it; refusing to load code from it (chmod 700 it)")]
@@ -100,6 +117,14 @@ pub enum CacheDirError {
 enum EntryError {
     #[error("cannot read it: {0}")]
     Read(std::io::Error),
+    #[error("it is a symbolic link, not an entry the host wrote")]
+    SymbolicLink,
+    #[error("it is not a regular file")]
+    NotAFile,
+    #[error("it is owned by uid {owner}, not by this process's user (uid {user})")]
+    ForeignOwner { owner: u32, user: u32 },
+    #[error("its mode is {mode:04o}: the group or others may write it")]
+    WritableByOthers { mode: u32 },
     #[error("it is {actual} bytes long, expected {expected} (truncated or padded)")]
     Length { actual: u64, expected: u64 },
     #[error("it is not an entry of this cache (no header)")]
@@ -152,6 +177,7 @@ impl std::fmt::Display for ComponentOrigin {
 /// The cache folder of one engine.
 #[derive(Debug)]
 pub struct CompileCache {
+    /// Resolved (no links) when the cache opened.
     dir: PathBuf,
     engine_hash: [u8; 32],
     /// Set after the first failed write: warned once, no more writes.
@@ -180,23 +206,12 @@ impl CompileCache {
             .mode(0o700)
             .create(dir)
             .map_err(CacheDirError::Create)?;
-        let metadata = fs::metadata(dir).map_err(CacheDirError::Metadata)?;
-        if !metadata.is_dir() {
-            return Err(CacheDirError::NotADirectory);
-        }
-        let user = rustix::process::geteuid().as_raw();
-        if metadata.uid() != user {
-            return Err(CacheDirError::ForeignOwner {
-                owner: metadata.uid(),
-                user,
-            });
-        }
-        let mode = metadata.permissions().mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            return Err(CacheDirError::WritableByOthers { mode });
-        }
+        // The links the settings' path goes through are resolved now, once:
+        // later, a link in the folder's place is refused (`open_folder`).
+        let dir = fs::canonicalize(dir).map_err(CacheDirError::Metadata)?;
+        open_folder(&dir)?;
         let cache = CompileCache {
-            dir: dir.to_path_buf(),
+            dir,
             engine_hash: engine_hash(engine),
             writes_failed: AtomicBool::new(false),
         };
@@ -211,22 +226,32 @@ impl CompileCache {
 
     /// The entry's path for the module of `digest` on this engine.
     pub fn entry_path(&self, digest: Sha256Digest) -> PathBuf {
-        self.dir.join(format!(
-            "{digest}-{}{ENTRY_SUFFIX}",
-            &hex::encode(self.engine_hash)[..ENGINE_HASH_NAME_DIGITS]
-        ))
+        self.dir.join(self.entry_name(digest))
+    }
+
+    /// The entry's file name in the folder.
+    fn entry_name(&self, digest: Sha256Digest) -> String {
+        format!("{digest}-{}{ENTRY_SUFFIX}", &hex::encode(self.engine_hash)[..ENGINE_HASH_NAME_DIGITS])
     }
 
     /// The component of `digest` from its entry, if there is one that
     /// checks out; a bad entry is logged and ignored (the next store
-    /// replaces it).
+    /// replaces it), and so is the whole folder if it no longer passes
+    /// the checks it passed when the cache opened.
     pub fn load(&self, engine: &Engine, digest: Sha256Digest) -> Option<Component> {
-        let path = self.entry_path(digest);
-        let mut file = match File::open(&path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+        let folder = match open_folder(&self.dir) {
+            Ok(folder) => folder,
             Err(error) => {
-                self.ignore(&path, &EntryError::Read(error));
+                tracing::warn!(dir = %self.dir.display(), %error, "the compiled-module cache folder cannot be used now: compiling the module");
+                return None;
+            }
+        };
+        let path = self.entry_path(digest);
+        let mut file = match open_entry(&folder, &self.entry_name(digest)) {
+            Ok(Some(file)) => file,
+            Ok(None) => return None,
+            Err(error) => {
+                self.ignore(&path, &error);
                 return None;
             }
         };
@@ -303,24 +328,25 @@ impl CompileCache {
         header.extend_from_slice(&crc32fast::hash(&artifact).to_le_bytes());
         header.extend_from_slice(&[0; 4]);
         let entry = self.entry_path(digest);
-        let temp = self.dir.join(format!(
-            "{TEMP_PREFIX}{digest}-{}-{:016x}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
+        let folder = open_folder(&self.dir).map_err(|error| anyhow::anyhow!("the folder cannot be used now: {error}"))?;
+        let entry_name = self.entry_name(digest);
+        let temp_name = format!("{TEMP_PREFIX}{digest}-{}-{:016x}", std::process::id(), fastrand::u64(..));
         let written = (|| -> std::io::Result<()> {
-            // create_new: never follows a link or reuses a file someone
+            // O_EXCL: never follows a link or reuses a file someone
             // planted under that name.
-            let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let mut file = File::from(rustix::fs::openat(&folder, temp_name.as_str(), flags, Mode::RUSR | Mode::WUSR)?);
             file.write_all(&header)?;
             file.write_all(&artifact)?;
             // A crash between the write and the rename (process tests).
             fail::fail_point!("compile-cache-before-rename", |_| std::process::abort());
             drop(file);
-            fs::rename(&temp, &entry)
+            // A rename replaces a link or a planted file at the entry's
+            // name itself, never what a link points to.
+            Ok(rustix::fs::renameat(&folder, temp_name.as_str(), &folder, entry_name.as_str())?)
         })();
         if let Err(error) = written {
-            let _ = fs::remove_file(&temp);
+            let _ = rustix::fs::unlinkat(&folder, temp_name.as_str(), AtFlags::empty());
             return Err(anyhow::Error::new(error).context(format!("writing {}", entry.display())));
         }
         Ok(())
@@ -359,14 +385,76 @@ impl CompileCache {
     }
 }
 
+/// The folder at `dir` (already resolved), opened without following a
+/// link, if it is the host user's and nobody else may write it.
+fn open_folder(dir: &Path) -> Result<File, CacheDirError> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let folder = match rustix::fs::open(dir, flags, Mode::empty()) {
+        Ok(folder) => File::from(folder),
+        Err(Errno::LOOP) => return Err(CacheDirError::SymbolicLink),
+        Err(Errno::NOTDIR) => return Err(CacheDirError::NotADirectory),
+        Err(errno) => return Err(CacheDirError::Open(errno.into())),
+    };
+    // Of the folder just opened (fstat), not of whatever the path names now.
+    let metadata = folder.metadata().map_err(CacheDirError::Metadata)?;
+    if !metadata.is_dir() {
+        return Err(CacheDirError::NotADirectory);
+    }
+    let user = rustix::process::geteuid().as_raw();
+    if metadata.uid() != user {
+        return Err(CacheDirError::ForeignOwner {
+            owner: metadata.uid(),
+            user,
+        });
+    }
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(CacheDirError::WritableByOthers { mode });
+    }
+    Ok(folder)
+}
+
+/// The entry `name` in `folder`, opened without following a link, if it is
+/// a regular file of the host user's that nobody else may write; None if
+/// there is none.
+fn open_entry(folder: &File, name: &str) -> Result<Option<File>, EntryError> {
+    // O_NONBLOCK: a FIFO planted under the name must not hang the start.
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let file = match rustix::fs::openat(folder, name, flags, Mode::empty()) {
+        Ok(file) => File::from(file),
+        Err(Errno::NOENT) => return Ok(None),
+        Err(Errno::LOOP) => return Err(EntryError::SymbolicLink),
+        Err(errno) => return Err(EntryError::Read(errno.into())),
+    };
+    // Of the file just opened (fstat): what is read is what was checked.
+    let metadata = file.metadata().map_err(EntryError::Read)?;
+    if !metadata.file_type().is_file() {
+        return Err(EntryError::NotAFile);
+    }
+    let user = rustix::process::geteuid().as_raw();
+    if metadata.uid() != user {
+        return Err(EntryError::ForeignOwner {
+            owner: metadata.uid(),
+            user,
+        });
+    }
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(EntryError::WritableByOthers { mode });
+    }
+    Ok(Some(file))
+}
+
 /// Turns checked artifact bytes into a component.
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: `Component::deserialize` runs the bytes' machine code as the
     // module's, so they must be an artifact that wasmtime's own
-    // `Component::serialize` produced. They are: they come from an entry of
-    // a folder that only this user can write (checked when the cache was
-    // opened; such a user could as well replace the host's binary), whose
+    // `Component::serialize` produced. They are: they come from an entry
+    // (a regular file, not a link, of this user's, writable by nobody
+    // else) of a folder that only this user can write (both checked through
+    // the handles the bytes were read with, at this load; such a user could
+    // as well replace the host's binary), whose
     // header names this module's digest and this engine's compatibility
     // hash and whose CRC-32 matches, so they are what `store` wrote for
     // this module on an engine of this configuration. The bytes are read

@@ -103,8 +103,11 @@ pub fn detect<'a>(
         .filter_map(|interface| interface.split_once('@').map(|(_, version)| version))
         .collect();
     found.sort_unstable();
-    // 1.1.0 and 1.1.1 are one version (a patch changes comments only).
-    found.dedup_by(|later, earlier| parse(later).is_some() && parse(later) == parse(earlier));
+    // Every interface imported at one version is one version, a
+    // pre-release too (whose `parse` is None: it must still be named as
+    // not served, not as several versions); and 1.1.0 and 1.1.1 are one
+    // version (a patch changes comments only).
+    found.dedup_by(|later, earlier| later == earlier || (parse(later).is_some() && parse(later) == parse(earlier)));
     match found.as_slice() {
         [] => {
             let exports: Vec<&str> = exports.into_iter().collect();
@@ -180,6 +183,21 @@ mod tests {
         );
         let error = detect(["commerce:fulfillment/types@1.0.0", "commerce:fulfillment/log@1.1.0"], []).expect_err("mixed");
         assert_eq!(error.to_string(), "it imports two versions of commerce:fulfillment (1.0.0 and 1.1.0); a module is built against one");
+    }
+
+    /// A module built against a pre-release imports every interface at it:
+    /// that is one version, not served, never "two versions".
+    #[test]
+    fn one_pre_release_imported_by_every_interface_is_one_version_not_served() {
+        let imports = ["types", "log", "config", "http"].map(|interface| format!("commerce:fulfillment/{interface}@1.1.0-rc.1"));
+        let error = detect(imports.iter().map(String::as_str), ["supports-lines"]).expect_err("a pre-release is not served");
+        assert_eq!(error, VersionError::NotServed { found: "1.1.0-rc.1".into() });
+        assert!(error.to_string().starts_with("it is built against commerce:fulfillment@1.1.0-rc.1, which this host does not serve"), "{error}");
+        // Two pre-releases, or a pre-release beside a release, are two versions.
+        let two = detect(["commerce:fulfillment/types@1.1.0-rc.1", "commerce:fulfillment/log@1.1.0-rc.2"], []);
+        assert_eq!(two, Err(VersionError::Mixed { found: vec!["1.1.0-rc.1".into(), "1.1.0-rc.2".into()] }));
+        let beside = detect(["commerce:fulfillment/types@1.1.0-rc.1", "commerce:fulfillment/log@1.1.0"], []);
+        assert!(matches!(beside, Err(VersionError::Mixed { .. })), "{beside:?}");
     }
 
     fn wit_file(version: &str, name: &str) -> String {

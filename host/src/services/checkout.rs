@@ -58,14 +58,21 @@ pub struct PlaceOrder {
     pub shipping_charge: Option<String>,
     /// Where the invoice goes. Every field is optional; a field not in
     /// the record is refused (422 naming it); `{}` is no address.
-    // Serialized (for the request's hash) with its keys sorted, as the
-    // free JSON object it was before: a key used before the upgrade
-    // replays after it.
-    #[serde(default, serialize_with = "with_sorted_keys")]
-    pub billing_address: Option<Address>,
+    // Taken as the JSON the storefront sent, and read into an `Address`
+    // only after a replay of the key was looked for
+    // (`validate::addresses`): the request's hash is of the address as
+    // sent, as it was when this was a free JSON object (keys sorted, nulls
+    // kept), and a key whose checkout was made from such an object before
+    // the upgrade replays, whatever the record would make of it.
+    #[serde(default)]
+    #[schema(value_type = Option<Address>)]
+    pub billing_address: Value,
     /// Where physical goods go; as `billing_address`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shipping_address: Option<Address>,
+    // Not in the hash when absent or null: bodies sent before the upgrade
+    // could not have it.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[schema(value_type = Option<Address>)]
+    pub shipping_address: Value,
     /// The total the storefront showed: must equal lines + shipping.
     #[schema(max_length = 24, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub total: String,
@@ -218,13 +225,28 @@ impl CheckoutService {
             .currency
             .parse()
             .map_err(|error: crate::model::MoneyError| OrderError::invalid("currency", error.to_string()))?;
-        let priced = self.price(&input, currency).await?;
         let request_hash = request_hash(&input);
+        let addresses = match validate::addresses(&input) {
+            Ok(addresses) => addresses,
+            Err(refusal) => {
+                // A body the host took before addresses were records (a
+                // key outside the record, a number, a field too long) may
+                // hold a checkout that charged: its retry gets its order,
+                // not "nothing was charged".
+                if let Some(key) = idempotency_key
+                    && let Some(order) = self.replay_of_key(key, &request_hash, scope).await?
+                {
+                    return Ok(Placed::Replayed(order));
+                }
+                return Err(refusal);
+            }
+        };
+        let priced = self.price(&input, currency).await?;
         let intent = CheckoutIntent {
             user: input.user,
             shipping_method: input.shipping_method.unwrap_or_else(|| Shipping::NONE.to_string()),
-            billing_address: input.billing_address.filter(|address| !address.is_empty()),
-            shipping_address: input.shipping_address.filter(|address| !address.is_empty()),
+            billing_address: addresses.billing,
+            shipping_address: addresses.shipping,
             email_opt_in: input.email_opt_in,
             currency: currency.code().to_string(),
             priced,
@@ -396,6 +418,19 @@ impl CheckoutService {
             failure: None,
             placed_by: Some(placed_by.to_string()),
         }))
+    }
+
+    /// The order the checkout holding `key` made, if the key holds one
+    /// (see `replay`); None when it holds none.
+    async fn replay_of_key(&self, key: &str, request_hash: &str, scope: &OrderScope) -> Result<Option<StoredOrder>, OrderError> {
+        let existing = {
+            let mut connection = self.db.pool().acquire().await?;
+            storage::checkout_by_key(&mut connection, key).await?
+        };
+        match existing {
+            Some(existing) => self.replay(existing, request_hash, scope).await,
+            None => Ok(None),
+        }
     }
 
     /// The order an earlier checkout with the same key made, waiting for
@@ -733,15 +768,11 @@ impl CheckoutService {
     }
 }
 
-/// The digest that tells a replay (the same body) from a reused key.
+/// The digest that tells a replay (the same body) from a reused key: of
+/// the body as the storefront sent it (its addresses' JSON, keys sorted by
+/// serde_json's map), in `PlaceOrder`'s field order.
 fn request_hash(input: &PlaceOrder) -> String {
     hex::encode(sha2::Sha256::digest(serde_json::to_vec(input).unwrap_or_default()))
-}
-
-/// `address` as a JSON object with its keys in order (serde_json's map).
-fn with_sorted_keys<S: serde::Serializer>(address: &Option<Address>, serializer: S) -> Result<S::Ok, S::Error> {
-    let value = serde_json::to_value(address).map_err(serde::ser::Error::custom)?;
-    serde::Serialize::serialize(&value, serializer)
 }
 
 /// An address in a checkout record: the record's own (an [`Address`]), or
@@ -820,5 +851,26 @@ mod tests {
         empty["billing_address"] = serde_json::json!({});
         let empty: PlaceOrder = serde_json::from_value(empty).expect("a checkout");
         assert!(serde_json::to_string(&empty).expect("JSON").contains(r#""billing_address":{},"total""#), "`{{}}` as before");
+    }
+
+    /// The hash is of the addresses as sent, as it was when the billing
+    /// address was a free JSON object: a `null` field and a key the record
+    /// does not have are part of it (the record drops the one and refuses
+    /// the other, but only after a replay of the key was looked for).
+    #[test]
+    fn a_body_hashes_with_its_address_as_sent() {
+        let body = r#"{"user": {"username": "alice", "email": "alice@example.com"},
+            "basket": [{"sku": "SEAT", "quantity": 1}],
+            "billing_address": {"first_name": "Alice", "line2": null, "company": "edX", "postcode": 2139},
+            "total": "49.00", "currency": "USD", "payment": {"processor": "test", "token": "tok_success"}}"#;
+        let input: PlaceOrder = serde_json::from_str(body).expect("a body is taken before its addresses are read");
+        // What the release before addresses were records hashed for it.
+        let before = concat!(
+            r#"{"user":{"username":"alice","email":"alice@example.com"},"basket":[{"sku":"SEAT","quantity":1}],"#,
+            r#""shipping_method":null,"shipping_charge":null,"#,
+            r#""billing_address":{"company":"edX","first_name":"Alice","line2":null,"postcode":2139},"#,
+            r#""total":"49.00","currency":"USD","payment":{"processor":"test","token":"tok_success"},"email_opt_in":false}"#
+        );
+        assert_eq!(request_hash(&input), hex::encode(sha2::Sha256::digest(before.as_bytes())));
     }
 }

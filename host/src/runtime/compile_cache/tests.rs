@@ -316,3 +316,132 @@ fn open_prunes_old_temp_files_and_old_entries_of_other_engines_only() {
     CompileCache::open(&dir, &engine).expect("opens");
     assert!(!dir.join(&ours_name).exists());
 }
+
+/// What `run` logged, without colours.
+fn logged<T>(run: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("the log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let result = tracing::subscriber::with_default(subscriber, run);
+    let text = String::from_utf8_lossy(&captured.0.lock().expect("the log buffer")).into_owned();
+    (result, text)
+}
+
+/// Makes the entry of `digest` what `plant` leaves at its path (from a
+/// valid entry, passed as its bytes), checks that a load ignores it with a
+/// warning naming the file, then that a store replaces it with the cache's
+/// own entry, which loads.
+fn planted_entry_is_ignored_then_rebuilt(plant: impl FnOnce(&Path, &[u8])) {
+    let engine = engine(false);
+    let (_tmp, cache) = fresh(&engine);
+    let digest = stored(&cache, &engine, EMPTY_COMPONENT);
+    let entry = cache.entry_path(digest);
+    let valid = fs::read(&entry).expect("the entry");
+    fs::remove_file(&entry).expect("remove the entry");
+    plant(&entry, &valid);
+    let (loaded, log) = logged(|| cache.load(&engine, digest));
+    assert!(loaded.is_none(), "a planted entry must not be used (it has a valid header and checksum)");
+    assert!(log.contains("WARN") && log.contains(&entry.display().to_string()), "a warning naming the file: {log}");
+    stored(&cache, &engine, EMPTY_COMPONENT);
+    let metadata = fs::symlink_metadata(&entry).expect("the rebuilt entry");
+    assert!(metadata.file_type().is_file(), "the store replaced what was planted");
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+    assert!(cache.load(&engine, digest).is_some(), "the rebuilt entry loads");
+}
+
+#[test]
+fn an_entry_that_is_a_symbolic_link_is_ignored_and_rebuilt() {
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let target = elsewhere.path().join("planted.cwasm");
+    planted_entry_is_ignored_then_rebuilt(|entry, valid| {
+        fs::write(&target, valid).expect("the link's target");
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::os::unix::fs::symlink(&target, entry).expect("symlink");
+    });
+    assert!(fs::read(&target).is_ok_and(|bytes| bytes.len() > HEADER_BYTES), "the link's target is left alone");
+}
+
+#[test]
+fn an_entry_writable_by_the_group_or_others_is_ignored_and_rebuilt() {
+    for mode in [0o666, 0o620, 0o602] {
+        planted_entry_is_ignored_then_rebuilt(|entry, valid| {
+            fs::write(entry, valid).expect("the planted entry");
+            fs::set_permissions(entry, fs::Permissions::from_mode(mode)).expect("chmod");
+        });
+    }
+}
+
+#[test]
+fn an_entry_owned_by_another_user_is_ignored_and_rebuilt() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: giving a file to another user needs root");
+        return;
+    }
+    planted_entry_is_ignored_then_rebuilt(|entry, valid| {
+        fs::write(entry, valid).expect("the planted entry");
+        fs::set_permissions(entry, fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::os::unix::fs::chown(entry, Some(65534), Some(65534)).expect("chown to nobody");
+    });
+}
+
+/// The folder is checked at each load and store, not only when the cache
+/// opens: one swapped for a link to another folder, or for a folder of
+/// another user, or opened up to the group after the start, is not read
+/// (its entry would check out) nor written.
+#[test]
+fn a_folder_swapped_or_opened_up_after_the_start_is_neither_read_nor_written() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: giving a folder to another user needs root (that case opens the folder to others instead)");
+    }
+    // Each case changes the cache's folder, which holds a valid entry.
+    type ChangeOfTheFolder = fn(&Path);
+    let cases: [(&str, ChangeOfTheFolder); 3] = [
+        ("a link to another folder of this user's", |dir| {
+            let other = dir.with_extension("other");
+            fs::rename(dir, &other).expect("move the folder away");
+            std::os::unix::fs::symlink(&other, dir).expect("symlink");
+        }),
+        ("opened up to the group", |dir| {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o770)).expect("chmod");
+        }),
+        ("a folder of another user", |dir| {
+            if rustix::process::geteuid().is_root() {
+                std::os::unix::fs::chown(dir, Some(65534), Some(65534)).expect("chown to nobody");
+            } else {
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+            }
+        }),
+    ];
+    let mut outcomes = Vec::new();
+    for (case, change) in cases {
+        let engine = engine(false);
+        let (tmp, cache) = fresh(&engine);
+        let dir = tmp.path().join("modules");
+        let digest = stored(&cache, &engine, EMPTY_COMPONENT);
+        change(&dir);
+        let (loaded, log) = logged(|| cache.load(&engine, digest));
+        let warned = log.contains("WARN") && log.contains(&dir.display().to_string());
+        let other = component_named("other");
+        let other_digest = Sha256Digest::of(&other);
+        stored(&cache, &engine, &other);
+        let written = fs::symlink_metadata(cache.entry_path(other_digest)).is_ok();
+        outcomes.push((case, loaded.is_some(), warned, written));
+    }
+    let refused = |case| (case, false, true, false);
+    assert_eq!(
+        outcomes,
+        ["a link to another folder of this user's", "opened up to the group", "a folder of another user"].map(refused),
+        "(case, its valid entry loaded, a warning named the folder, a store wrote into it)"
+    );
+}
