@@ -12,13 +12,14 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fulfillment_bench::{native, order, runtime, settings_with_only, shipped_settings};
 use fulfillment_host::dispatch;
-use fulfillment_host::runtime::Runtime;
+use fulfillment_host::runtime::{LineResult, Runtime};
 
 /// One donation line through the donation module alone: a fresh instance
 /// (instantiate + supports-lines + fulfill-product, as every order gets),
 /// and the two calls on one warm instance (what wasmtime allows at best;
 /// the host never reuses an instance across orders); then the same session
-/// and calls on the native baseline.
+/// and calls on the native baseline. The line must be claimed and complete,
+/// as in benches/extism.rs (the peer, on the same order).
 fn module_call(c: &mut Criterion) {
     let tokio = tokio::runtime::Runtime::new().expect("tokio");
     let wasm = tokio.block_on(runtime(&settings_with_only("donation")));
@@ -34,7 +35,9 @@ fn module_call(c: &mut Criterion) {
                 let mut session = module.session(&order.number).await.expect("a session");
                 let claims = session.supports_lines(&order, &lines).await.expect("claims");
                 assert_eq!(claims, [true]);
-                session.fulfill_product(&order, &lines).await.expect("fulfilled")
+                let results = session.fulfill_product(&order, &lines).await.expect("fulfilled");
+                assert!(matches!(results[..], [(1, LineResult::Complete { .. })]), "{results:?}");
+                results
             })
         });
     }
@@ -45,7 +48,9 @@ fn module_call(c: &mut Criterion) {
             tokio.block_on(async {
                 let claims = warm.supports_lines(&order, &lines).await.expect("claims");
                 assert_eq!(claims, [true]);
-                warm.fulfill_product(&order, &lines).await.expect("fulfilled")
+                let results = warm.fulfill_product(&order, &lines).await.expect("fulfilled");
+                assert!(matches!(results[..], [(1, LineResult::Complete { .. })]), "{results:?}");
+                results
             })
         })
     });
