@@ -31,7 +31,7 @@ pub struct Running(JoinHandle<Ran>);
 enum Ran {
     /// It stored its outcome; a fulfillment attempt gives the order as it
     /// stored it.
-    Stored(Option<StoredOrder>),
+    Stored(Option<Box<StoredOrder>>),
     /// It stored nothing (it is due again).
     NotStored,
 }
@@ -49,7 +49,7 @@ impl Running {
     /// it, or None.
     pub async fn stored_order_within(&mut self, bound: Duration) -> Option<StoredOrder> {
         match tokio::time::timeout(bound, &mut self.0).await {
-            Ok(Ok(Ran::Stored(order))) => order,
+            Ok(Ok(Ran::Stored(order))) => order.map(|order| *order),
             _ => None,
         }
     }
@@ -153,7 +153,7 @@ impl Executor {
         let work = async {
             match job.kind {
                 JobKind::Checkout => self.checkout.complete(job).await.map(|()| None),
-                JobKind::Fulfill => self.fulfillment.attempt(job, by, placed).await.map(|attempted| Some(attempted.order)),
+                JobKind::Fulfill => self.fulfillment.attempt(job, by, placed).await.map(|attempted| Some(Box::new(attempted.order))),
                 JobKind::Refund => self.refunds.run(job).await.map(|()| None),
             }
         };

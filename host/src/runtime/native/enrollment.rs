@@ -5,11 +5,10 @@
 
 use serde_json::{Value, json};
 
-use super::{NativeFuture, NativeModule, claim_product_type, info};
+use super::{NativeFuture, NativeModule};
 use crate::model::{Line, LineId, LineStatus, Order};
 use crate::runtime::bindings::config::Host as _;
 use crate::runtime::bindings::http::{self, Host as _};
-use crate::runtime::module::ModuleInfo;
 use crate::runtime::session::LineResult;
 use crate::runtime::state::HostState;
 
@@ -142,12 +141,8 @@ async fn enroll(host: &mut HostState, lms: &LmsConfig, order: &Order, line: &Lin
 }
 
 impl NativeModule for Enrollment {
-    fn describe(&self) -> ModuleInfo {
-        info(MODULE, PRODUCT_TYPE)
-    }
-
-    fn supports_lines(&self, _order: &Order, lines: &[&Line]) -> Vec<bool> {
-        claim_product_type(lines, PRODUCT_TYPE)
+    fn lane(&self) -> (&'static str, &'static str) {
+        (MODULE, PRODUCT_TYPE)
     }
 
     fn fulfill_product<'a>(

@@ -3,10 +3,9 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{NativeFuture, NativeModule, claim_product_type, info};
+use super::{NativeFuture, NativeModule};
 use crate::model::{Line, LineId, LineStatus, Order};
 use crate::runtime::bindings::config::Host as _;
-use crate::runtime::module::ModuleInfo;
 use crate::runtime::session::LineResult;
 use crate::runtime::state::HostState;
 
@@ -55,12 +54,8 @@ fn issue(order: &Order, secret: &str, max_codes: u32, line: &Line) -> (LineId, L
 }
 
 impl NativeModule for EnrollmentCode {
-    fn describe(&self) -> ModuleInfo {
-        info(MODULE, PRODUCT_TYPE)
-    }
-
-    fn supports_lines(&self, _order: &Order, lines: &[&Line]) -> Vec<bool> {
-        claim_product_type(lines, PRODUCT_TYPE)
+    fn lane(&self) -> (&'static str, &'static str) {
+        (MODULE, PRODUCT_TYPE)
     }
 
     fn fulfill_product<'a>(

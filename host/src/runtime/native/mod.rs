@@ -29,12 +29,26 @@ use crate::model::{Line, LineId, LineStatus, Order};
 /// A future a native module returns (it may wait on the network).
 pub(super) type NativeFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A module's exports as plain Rust, on the host's own model.
+/// A module's exports as plain Rust, on the host's own model. Each shipped
+/// module claims the lines of its one product type.
 pub(super) trait NativeModule: Send + Sync {
-    fn describe(&self) -> ModuleInfo;
+    /// Its name and the product type it claims.
+    fn lane(&self) -> (&'static str, &'static str);
+
+    fn describe(&self) -> ModuleInfo {
+        let (name, product_type) = self.lane();
+        ModuleInfo {
+            name: name.to_string(),
+            version: "native-baseline".to_string(),
+            product_types: vec![product_type.to_string()],
+        }
+    }
 
     /// One answer per line, as `supports-lines`.
-    fn supports_lines(&self, order: &Order, lines: &[&Line]) -> Vec<bool>;
+    fn supports_lines(&self, _order: &Order, lines: &[&Line]) -> Vec<bool> {
+        let (_, product_type) = self.lane();
+        lines.iter().map(|line| line.product.product_type == product_type).collect()
+    }
 
     /// One result per line, as `fulfill-product`.
     fn fulfill_product<'a>(
@@ -54,11 +68,15 @@ pub(super) trait NativeModule: Send + Sync {
 /// The native module for the `[[modules]]` entry called `name`.
 pub(super) fn by_name(name: &str) -> Option<Arc<dyn NativeModule>> {
     Some(match name {
-        "donation" => Arc::new(CompleteEveryLine { name: "donation", product_type: "Donation" }),
-        "coupon" => Arc::new(CompleteEveryLine { name: "coupon", product_type: "Coupon" }),
+        "donation" => Arc::new(ByProductType { name: "donation", product_type: "Donation", completes: true }),
+        "coupon" => Arc::new(ByProductType { name: "coupon", product_type: "Coupon", completes: true }),
         "enrollment-code" => Arc::new(enrollment_code::EnrollmentCode),
         "enrollment" => Arc::new(enrollment::Enrollment),
-        "course-entitlement" => Arc::new(LaneOnly { name: "course-entitlement", product_type: "Course Entitlement" }),
+        "course-entitlement" => Arc::new(ByProductType {
+            name: "course-entitlement",
+            product_type: "Course Entitlement",
+            completes: false,
+        }),
         _ => return None,
     })
 }
@@ -66,36 +84,19 @@ pub(super) fn by_name(name: &str) -> Option<Arc<dyn NativeModule>> {
 /// The names [`by_name`] knows, for the error that names a module it does not.
 pub(super) const NATIVE_MODULES: &str = "donation, coupon, enrollment-code, enrollment, course-entitlement";
 
-fn info(name: &str, product_type: &str) -> ModuleInfo {
-    ModuleInfo {
-        name: name.to_string(),
-        version: "native-baseline".to_string(),
-        product_types: vec![product_type.to_string()],
-    }
-}
-
-fn claim_product_type(lines: &[&Line], product_type: &str) -> Vec<bool> {
-    lines.iter().map(|line| line.product.product_type == product_type).collect()
-}
-
-fn complete(line: &Line) -> (LineId, LineResult) {
-    (line.id, LineResult::Complete { attributes: Default::default(), note: None })
-}
-
-/// The donation and coupon modules: nothing to deliver, every line is
-/// complete.
-struct CompleteEveryLine {
+/// The donation and coupon modules (nothing to deliver: every line is
+/// complete), and a module whose logic the baseline does not have (it
+/// declares its lane, so that dispatch offers it the same lines, and fails
+/// what it is given).
+struct ByProductType {
     name: &'static str,
     product_type: &'static str,
+    completes: bool,
 }
 
-impl NativeModule for CompleteEveryLine {
-    fn describe(&self) -> ModuleInfo {
-        info(self.name, self.product_type)
-    }
-
-    fn supports_lines(&self, _order: &Order, lines: &[&Line]) -> Vec<bool> {
-        claim_product_type(lines, self.product_type)
+impl NativeModule for ByProductType {
+    fn lane(&self) -> (&'static str, &'static str) {
+        (self.name, self.product_type)
     }
 
     fn fulfill_product<'a>(
@@ -104,37 +105,15 @@ impl NativeModule for CompleteEveryLine {
         _order: &'a Order,
         lines: &'a [&'a Line],
     ) -> NativeFuture<'a, Vec<(LineId, LineResult)>> {
-        Box::pin(std::future::ready(lines.iter().map(|line| complete(line)).collect()))
-    }
-}
-
-/// A module whose logic the baseline does not have: it declares its lane
-/// (so that dispatch offers it the same lines) and fails what it is given.
-struct LaneOnly {
-    name: &'static str,
-    product_type: &'static str,
-}
-
-impl NativeModule for LaneOnly {
-    fn describe(&self) -> ModuleInfo {
-        info(self.name, self.product_type)
-    }
-
-    fn supports_lines(&self, _order: &Order, lines: &[&Line]) -> Vec<bool> {
-        claim_product_type(lines, self.product_type)
-    }
-
-    fn fulfill_product<'a>(
-        &'a self,
-        _host: &'a mut HostState,
-        _order: &'a Order,
-        lines: &'a [&'a Line],
-    ) -> NativeFuture<'a, Vec<(LineId, LineResult)>> {
-        let message = format!("the native baseline has no {} logic", self.name);
-        let failed = |line: &&Line| {
-            let result = LineResult::Failed { status: LineStatus::ConfigurationError, message: message.clone() };
+        let result = |line: &&Line| {
+            let result = if self.completes {
+                LineResult::Complete { attributes: Default::default(), note: None }
+            } else {
+                let message = format!("the native baseline has no {} logic", self.name);
+                LineResult::Failed { status: LineStatus::ConfigurationError, message }
+            };
             (line.id, result)
         };
-        Box::pin(std::future::ready(lines.iter().map(failed).collect()))
+        Box::pin(std::future::ready(lines.iter().map(result).collect()))
     }
 }
