@@ -144,16 +144,16 @@ impl Executor {
         Ok(true)
     }
 
-    /// Runs `job` while renewing its lease; whether it stored its
-    /// outcome (and the order, for a fulfillment attempt). A run that failed before it could store anything (a
-    /// database outage, say) is due again after the retry policy's backoff
-    /// for its attempt.
+    /// Runs `job` while renewing its lease; whether it stored its outcome
+    /// (and the order, for a fulfillment attempt). A run that failed before
+    /// it could store anything (a database outage, say) is due again after
+    /// the retry policy's backoff for its attempt.
     async fn run(&self, job: &ClaimedJob, by: AttemptBy, placed: Option<StoredOrder>) -> Ran {
         self.metrics.job_attempt(job.kind);
         let work = async {
             match job.kind {
                 JobKind::Checkout => self.checkout.complete(job).await.map(|()| None),
-                JobKind::Fulfill => self.fulfillment.attempt(job, by, placed).await.map(|attempted| Some(Box::new(attempted.order))),
+                JobKind::Fulfill => self.fulfillment.attempt(job, by, placed).await.map(|order| Some(Box::new(order))),
                 JobKind::Refund => self.refunds.run(job).await.map(|()| None),
             }
         };

@@ -24,16 +24,6 @@ pub enum AttemptBy {
     Staff { prior: JobState },
 }
 
-/// What a stored attempt did.
-#[derive(Debug)]
-pub struct Attempted {
-    /// The dispatch; None when the order was not fulfillable (or its
-    /// retries were spent).
-    pub report: Option<DispatchReport>,
-    /// The order as the attempt stored it.
-    pub order: StoredOrder,
-}
-
 /// Runs fulfillment attempts and stores what they did.
 #[derive(Clone)]
 pub struct FulfillmentService {
@@ -74,8 +64,9 @@ impl FulfillmentService {
     /// keys keep a line from being fulfilled twice at the remote system).
     ///
     /// `placed` is the order as this host has just stored it, with the job
-    /// (sync mode): it is used instead of reading the order back.
-    pub async fn attempt(&self, job: &ClaimedJob, by: AttemptBy, placed: Option<StoredOrder>) -> Result<Attempted, OrderError> {
+    /// (sync mode): it is used instead of reading the order back. Gives the
+    /// order as the attempt stored it.
+    pub async fn attempt(&self, job: &ClaimedJob, by: AttemptBy, placed: Option<StoredOrder>) -> Result<StoredOrder, OrderError> {
         let number = job.order_number.clone().unwrap_or_default();
         let mut stored = match placed.filter(|placed| placed.id == job.subject_id && placed.order.number == number) {
             Some(placed) => placed,
@@ -138,7 +129,7 @@ impl FulfillmentService {
             self.metrics.job_given_up();
         }
         tracing::info!(order = %number, attempt = job.attempts, state = state.as_str(), retry_in_ms, "fulfillment attempt done");
-        Ok(Attempted { report, order: stored })
+        Ok(stored)
     }
 
     /// The job's state after a counted attempt. In sync mode a failed order

@@ -36,7 +36,7 @@ pub use catalog::{CatalogService, NewProduct};
 pub use checkout::{BasketLine, CheckoutService, PaymentInput, PlaceOrder, Placed};
 pub use error::OrderError;
 pub use executor::{Executor, Running};
-pub use fulfillment::{AttemptBy, Attempted, FulfillmentService};
+pub use fulfillment::{AttemptBy, FulfillmentService};
 pub use orders::{OrderDetail, OrderQueries, OrderSnapshot};
 pub use refunds::{Processed, RefundAction, RefundService};
 pub use retry_policy::{Next, RetryPolicy};
