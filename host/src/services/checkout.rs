@@ -511,8 +511,10 @@ impl CheckoutService {
     ) -> Result<Placed, OrderError> {
         let (checkout_id, processor) = (checkout.id, checkout.processor.as_str());
         // What the order insert needs is taken before any money moves: a
-        // connection, and the checkout's lock (SQLite's write lock).
-        let mut transaction = self.db.begin_write().await.map_err(nothing_charged)?;
+        // connection, and the checkout's lock (SQLite's write lock). The
+        // charge goes by what this transaction reads: it must all be on disk
+        // (settled: no other transaction's work that may not commit).
+        let mut transaction = self.db.begin_write_settled().await.map_err(nothing_charged)?;
         if !storage::hold_pending_checkout(&mut transaction, checkout_id).await.map_err(nothing_charged)? {
             return Err(OrderError::Conflict(format!(
                 "checkout {checkout_id} was completed or abandoned by the host's recovery meanwhile; nothing was charged by this request"

@@ -16,12 +16,15 @@ mod payments;
 mod products;
 mod refunds;
 mod sessions;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
+
+use writer::GroupWriter;
 
 use crate::settings::SqliteSynchronous;
 
@@ -30,6 +33,7 @@ pub use checkouts::{
     mark_checkout_ordered, mark_checkout_unpaid, reopen_abandoned_checkout,
 };
 pub use error::StorageError;
+pub use writer::WriteTransaction;
 pub use jobs::{
     ClaimedJob, JobKind, JobRecord, JobState, JobUpdate, NewJob, any_job_due, claim_due_job, complete_job_of, count_jobs, finish_job,
     insert_job, job_of, jobs_of, lease_job, make_job_due_now, postpone_job, release_lease, release_leases_of, renew_lease,
@@ -78,42 +82,11 @@ pub struct Database {
     backend: Backend,
     /// SQLite: the one connection this process writes through; its writers
     /// take turns for it (SQLite runs one write transaction at a time
-    /// anyway). One connection keeps its page cache warm from one write to
-    /// the next: when every connection of the pool wrote in turn, each found
-    /// its cache stale (docs/performance.md).
-    writer: Option<AnyPool>,
-}
-
-/// A transaction that writes (see [`Database::begin_write`]); it is the
-/// transaction, and holds the process's writer turn on SQLite until it
-/// ends.
-#[derive(Debug)]
-pub struct WriteTransaction {
-    transaction: sqlx::Transaction<'static, sqlx::Any>,
-}
-
-impl WriteTransaction {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.transaction.commit().await
-    }
-
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.transaction.rollback().await
-    }
-}
-
-impl std::ops::Deref for WriteTransaction {
-    type Target = sqlx::AnyConnection;
-
-    fn deref(&self) -> &sqlx::AnyConnection {
-        &self.transaction
-    }
-}
-
-impl std::ops::DerefMut for WriteTransaction {
-    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.transaction
-    }
+    /// anyway) and share commits (storage/writer.rs). One connection keeps
+    /// its page cache warm from one write to the next: when every connection
+    /// of the pool wrote in turn, each found its cache stale
+    /// (docs/performance.md).
+    writer: Option<GroupWriter>,
 }
 
 impl Database {
@@ -167,13 +140,19 @@ impl Database {
         };
         migrator.run(&pool).await?;
         let writer = match backend {
-            Backend::Sqlite => Some(
-                pool_options()
+            Backend::Sqlite => {
+                // A connection of its own, with the pool's pragmas.
+                let connection = pool_options()
                     .max_connections(1)
                     .connect_with(options)
                     .await
-                    .map_err(StorageError::connect(&url))?,
-            ),
+                    .map_err(StorageError::connect(&url))?
+                    .acquire()
+                    .await
+                    .map_err(StorageError::connect(&url))?
+                    .detach();
+                Some(GroupWriter::new(connection))
+            }
             Backend::Postgres => None,
         };
         Ok(Database { pool, backend, writer })
@@ -198,19 +177,32 @@ impl Database {
         }
     }
 
-    /// Begins a transaction that will write. On SQLite it first waits its
-    /// turn for the writer connection among this process's writers (in
-    /// order, without the busy handler's sleeps; at most the pool's acquire
-    /// time-out), then takes the write lock at once (`BEGIN IMMEDIATE`,
-    /// waiting up to the busy time-out for other processes): a transaction
-    /// that read first and then tried to write would fail at once if
-    /// another wrote meanwhile.
+    /// Begins a transaction that will write. On SQLite it waits its turn
+    /// for the writer connection among this process's writers (in order, at
+    /// most 10 s), and becomes a unit of the open group of transactions that
+    /// commit together (storage/writer.rs); a group takes SQLite's write
+    /// lock at once (`BEGIN IMMEDIATE`, waiting up to the busy time-out for
+    /// other processes): a transaction that read first and then tried to
+    /// write would fail at once if another wrote meanwhile.
+    ///
+    /// What it reads may include the work of earlier transactions of its
+    /// group that are not yet on disk: a transaction that calls out (moves
+    /// money) on what it read uses [`Database::begin_write_settled`].
     pub async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
-        let transaction = match &self.writer {
-            Some(writer) => writer.begin_with("BEGIN IMMEDIATE").await?,
-            None => self.pool.begin().await?,
-        };
-        Ok(WriteTransaction { transaction })
+        match &self.writer {
+            Some(writer) => writer.begin(false).await,
+            None => Ok(WriteTransaction::pooled(self.pool.begin().await?)),
+        }
+    }
+
+    /// [`Database::begin_write`] for a transaction that calls out on what
+    /// it read: on SQLite, the open group commits first, so everything it
+    /// reads is durable.
+    pub async fn begin_write_settled(&self) -> Result<WriteTransaction, sqlx::Error> {
+        match &self.writer {
+            Some(writer) => writer.begin(true).await,
+            None => Ok(WriteTransaction::pooled(self.pool.begin().await?)),
+        }
     }
 
     /// Whether the database answers.
