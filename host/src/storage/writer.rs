@@ -3,8 +3,10 @@
 //! SQLite runs one write transaction at a time, and with `synchronous =
 //! FULL` each commit waits for the disk (an fsync). This process writes
 //! through one connection, and its write transactions share commits: each
-//! [`WriteTransaction`] is a unit (a savepoint) of the *group* that is open
-//! on the connection (one `BEGIN IMMEDIATE` ... `COMMIT`). A unit that ends
+//! [`WriteTransaction`] is a unit of the *group* that is open on the
+//! connection (one `BEGIN IMMEDIATE` ... `COMMIT`): the unit that opens the
+//! group is its transaction alone until it ends; each later one is a
+//! savepoint in it. A unit that ends
 //! while other writers wait for their turn leaves the group open for them;
 //! the group commits when no writer waits, when it holds
 //! [`GROUP_MAX_UNITS`] units, or when it is [`GROUP_MAX_AGE`] old, and
@@ -18,7 +20,8 @@
 //! (the charge) on what it read begins with [`super::Database::begin_write_settled`],
 //! which commits the open group first.
 //!
-//! A unit's statements fail alone (`ROLLBACK TO` its savepoint); the group
+//! A unit's statements fail alone (`ROLLBACK TO` its savepoint, or the
+//! group's ROLLBACK when it is the group's only unit); the group
 //! fails as a whole only when the connection cannot go on (a failed
 //! `RELEASE`, `ROLLBACK TO` or `COMMIT`: the disk, SQLite's own rollback),
 //! and then every unit still waiting is told so. Beginning and ending a unit
@@ -127,9 +130,21 @@ struct Turn {
     /// How many groups committed (the tests count them).
     committed: Arc<AtomicU64>,
     group: Option<Group>,
-    /// A unit's savepoint is taken and the unit has not ended (it may have
-    /// been dropped: the next writer rolls it back).
-    unit_open: bool,
+    /// The unit that began and has not ended (it may have been dropped:
+    /// the next writer rolls it back), and what undoes it.
+    open_unit: Option<UnitScope>,
+}
+
+/// What a unit's work is, to undo it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnitScope {
+    /// The unit opened its group: the group's transaction holds its work
+    /// alone (no savepoint: two statements fewer, and a unit that is the
+    /// only one of its group, as one alone or the settled charge is, is
+    /// undone with the group's ROLLBACK).
+    Group,
+    /// A later unit: its savepoint.
+    Savepoint,
 }
 
 /// The open transaction of several units.
@@ -157,7 +172,7 @@ impl GroupWriter {
                 connection,
                 committed: committed.clone(),
                 group: None,
-                unit_open: false,
+                open_unit: None,
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
             committed,
@@ -194,25 +209,28 @@ impl GroupWriter {
             writer: self.clone(),
         };
         let turn = unit.turn_mut();
-        if turn.unit_open {
+        if turn.open_unit.is_some() {
             turn.roll_back_unit().await;
         }
         if turn.group.as_ref().is_some_and(|group| settled || group.is_full()) {
             turn.commit_group().await;
         }
-        if turn.group.is_none() {
+        let scope = if turn.group.is_none() {
             turn.connection.execute("BEGIN IMMEDIATE").await?;
             turn.group = Some(Group {
                 opened: Instant::now(),
                 units: 0,
                 waiters: Vec::new(),
             });
-        }
-        if let Err(error) = turn.connection.execute("SAVEPOINT unit").await {
-            turn.fail_group(&error).await;
-            return Err(error);
-        }
-        turn.unit_open = true;
+            UnitScope::Group
+        } else {
+            if let Err(error) = turn.connection.execute("SAVEPOINT unit").await {
+                turn.fail_group(&error).await;
+                return Err(error);
+            }
+            UnitScope::Savepoint
+        };
+        turn.open_unit = Some(scope);
         if let Some(group) = &mut turn.group {
             group.units += 1;
         }
@@ -221,15 +239,27 @@ impl GroupWriter {
 }
 
 impl Turn {
-    /// Undoes the open unit; the group goes on (or fails, if SQLite cannot).
+    /// Undoes the open unit; the group goes on (or fails, if SQLite
+    /// cannot), unless the unit was all of it.
     async fn roll_back_unit(&mut self) {
-        self.unit_open = false;
-        let undone = match self.connection.execute("ROLLBACK TO unit").await {
-            Ok(_) => self.connection.execute("RELEASE unit").await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = undone {
-            self.fail_group(&error).await;
+        match self.open_unit.take() {
+            None => {}
+            Some(UnitScope::Group) => {
+                // Nothing else is in the group: nobody waits for it.
+                self.group = None;
+                if let Err(error) = self.connection.execute("ROLLBACK").await {
+                    tracing::warn!(%error, "a write transaction could not be rolled back");
+                }
+            }
+            Some(UnitScope::Savepoint) => {
+                let undone = match self.connection.execute("ROLLBACK TO unit").await {
+                    Ok(_) => self.connection.execute("RELEASE unit").await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = undone {
+                    self.fail_group(&error).await;
+                }
+            }
         }
     }
 
@@ -253,7 +283,7 @@ impl Turn {
 
     /// Rolls the whole group back after `error`, and tells its waiting units.
     async fn fail_group(&mut self, error: &sqlx::Error) {
-        self.unit_open = false;
+        self.open_unit = None;
         let Some(group) = self.group.take() else { return };
         let _ = self.connection.execute("ROLLBACK").await;
         tracing::error!(units = group.units, %error, "a group of write transactions is rolled back");
@@ -340,17 +370,17 @@ async fn end_unit(
     waiter: Option<oneshot::Sender<Result<(), Arc<str>>>>,
 ) -> Result<(), sqlx::Error> {
     let mut outcome = Ok(());
-    if turn.unit_open {
-        match end {
-            End::Commit => {
-                turn.unit_open = false;
-                if let Err(error) = turn.connection.execute("RELEASE unit").await {
-                    turn.fail_group(&error).await;
-                    outcome = Err(error);
-                }
+    match (end, turn.open_unit) {
+        (_, None) => {}
+        (End::Commit, Some(UnitScope::Group)) => turn.open_unit = None,
+        (End::Commit, Some(UnitScope::Savepoint)) => {
+            turn.open_unit = None;
+            if let Err(error) = turn.connection.execute("RELEASE unit").await {
+                turn.fail_group(&error).await;
+                outcome = Err(error);
             }
-            End::Rollback | End::Abandon => turn.roll_back_unit().await,
         }
+        (End::Rollback | End::Abandon, Some(_)) => turn.roll_back_unit().await,
     }
     match (&mut turn.group, waiter) {
         (Some(group), Some(waiter)) if outcome.is_ok() => group.waiters.push(waiter),
@@ -496,6 +526,34 @@ mod tests {
             task.await.expect("a writer");
         }
         assert_eq!(rows(&database).await, [1, 2, 3, 7]);
+    }
+
+    /// The unit that opened the group (no savepoint) is undone alone when
+    /// it rolls back or is dropped: the writers that queued behind it
+    /// commit in a new group.
+    #[tokio::test]
+    async fn the_first_transaction_of_a_group_rolls_back_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = database(&dir).await;
+        for (id, end) in [(2, "rollback"), (3, "drop")] {
+            let mut first = database.begin_write().await.expect("begin");
+            insert(&mut first, id * 10).await.expect("insert");
+            let next = {
+                let database = database.clone();
+                tokio::spawn(async move {
+                    let mut transaction = database.begin_write().await.expect("begin");
+                    insert(&mut transaction, id).await.expect("insert");
+                    transaction.commit().await.expect("commit");
+                })
+            };
+            until_waiting(&database, 1).await;
+            match end {
+                "rollback" => first.rollback().await.expect("rollback"),
+                _ => drop(first),
+            }
+            next.await.expect("the next writer");
+        }
+        assert_eq!(rows(&database).await, [2, 3]);
     }
 
     /// When the group cannot go on (here a transaction ends SQLite's
