@@ -374,6 +374,9 @@ impl CheckoutService {
         if let Some(key) = idempotency_key
             && let Some(existing) = storage::checkout_by_key(&mut transaction, key).await?
         {
+            // Ended, not dropped: the replay reads the checkout's order
+            // through the pool, which sees it once its group committed.
+            transaction.rollback().await?;
             return Ok(Recorded::Existing(existing));
         }
         let source_id = storage::insert_payment_source(&mut transaction, processor, "pending", total, idempotency_key).await?;
@@ -715,7 +718,8 @@ impl CheckoutService {
     /// again), abandons it if not. Stores the outcome and the job's end in
     /// one transaction.
     pub async fn complete(&self, job: &ClaimedJob) -> Result<(), OrderError> {
-        let mut transaction = self.db.begin_write().await?;
+        // Settled: it asks the processor on what it read.
+        let mut transaction = self.db.begin_write_settled().await?;
         let done = JobUpdate {
             state: JobState::Done,
             attempts: job.attempts,

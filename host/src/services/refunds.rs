@@ -178,7 +178,10 @@ impl RefundService {
             .await
             .map_err(|error| refund_not_found(error, id))?;
         let job = storage::job_of(&mut transaction, self.db.backend(), JobKind::Refund, id).await?;
+        // What is answered from a read, the transaction ended first (it
+        // waits until what it read is committed).
         if job.as_ref().is_some_and(|job| job.leased) {
+            transaction.rollback().await?;
             return Ok(Processed::InProgress(refund));
         }
         use RefundAction::*;
@@ -197,7 +200,10 @@ impl RefundService {
                 transaction.commit().await?;
                 Ok(Processed::Settled(refund))
             }
-            (Deny, Denied) | (Approve, Complete) | (ApprovePaymentOnly, Complete) => Ok(Processed::Settled(refund)),
+            (Deny, Denied) | (Approve, Complete) | (ApprovePaymentOnly, Complete) => {
+                transaction.rollback().await?;
+                Ok(Processed::Settled(refund))
+            }
             (Approve | ApprovePaymentOnly, Open | PaymentRefundError) => {
                 self.intend_credit(&mut transaction, &mut refund).await?;
                 refund.revoke = action == Approve;

@@ -17,8 +17,12 @@
 //! not on disk yet. That is safe for what a caller does after its unit ends
 //! (the end waits for the group's commit, and so for every unit before it),
 //! but not for a side effect inside the unit: a transaction that calls out
-//! (the charge) on what it read begins with [`super::Database::begin_write_settled`],
-//! which commits the open group first.
+//! (the charge) on what it read begins with
+//! [`super::Database::begin_write_settled`], which commits the open group
+//! first, and commits its own group when it ends (nothing after it holds
+//! its work up). A caller that acts on what a unit read must end the unit
+//! with `commit` or `rollback` (which wait), not drop it: dropping does not
+//! wait for the group.
 //!
 //! A unit's statements fail alone (`ROLLBACK TO` its savepoint, or the
 //! group's ROLLBACK when it is the group's only unit); the group
@@ -37,10 +41,13 @@ use sqlx::{AnyConnection, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 /// The most units one group commits at once.
-pub const GROUP_MAX_UNITS: usize = 128;
-/// How long a group stays open for more units: the most a commit waits for
-/// others' work, and the most another process waits for SQLite's write lock
-/// between groups (beyond the unit in progress).
+const GROUP_MAX_UNITS: usize = 128;
+/// How long a group stays open for more units: past it, the next unit to
+/// begin or end commits it, and so does a watch left by the unit that left
+/// it open (the most a commit waits for others' work, beyond a unit that
+/// holds the turn). Other processes get SQLite's write lock only between
+/// groups: with a steady load here, once per group instead of once per
+/// transaction, and SQLite's busy handler gives them no turn of their own.
 pub const GROUP_MAX_AGE: Duration = Duration::from_millis(5);
 /// How long a writer waits for its turn before giving up (as the pool's
 /// acquire time-out).
@@ -116,6 +123,10 @@ pub(super) struct GroupWriter {
     /// The turn's count of committed groups.
     #[cfg_attr(not(test), allow(dead_code))]
     committed: Arc<AtomicU64>,
+    /// [`GROUP_MAX_AGE`] and [`TURN_TIMEOUT`], in microseconds (the tests
+    /// change them).
+    max_age_micros: Arc<AtomicU64>,
+    turn_timeout_micros: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for GroupWriter {
@@ -130,6 +141,8 @@ struct Turn {
     /// How many groups committed (the tests count them).
     committed: Arc<AtomicU64>,
     group: Option<Group>,
+    /// The id of the next group (a watch commits only the group it watches).
+    next_group: u64,
     /// The unit that began and has not ended (it may have been dropped:
     /// the next writer rolls it back), and what undoes it.
     open_unit: Option<UnitScope>,
@@ -149,7 +162,10 @@ enum UnitScope {
 
 /// The open transaction of several units.
 struct Group {
+    id: u64,
     opened: Instant,
+    /// A watch will commit the group if it is still open past its age.
+    watched: bool,
     units: usize,
     /// The units that ended, waiting for the group's commit.
     waiters: Vec<oneshot::Sender<Result<(), Arc<str>>>>,
@@ -172,10 +188,13 @@ impl GroupWriter {
                 connection,
                 committed: committed.clone(),
                 group: None,
+                next_group: 0,
                 open_unit: None,
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
             committed,
+            max_age_micros: Arc::new(AtomicU64::new(GROUP_MAX_AGE.as_micros() as u64)),
+            turn_timeout_micros: Arc::new(AtomicU64::new(TURN_TIMEOUT.as_micros() as u64)),
         }
     }
 
@@ -183,6 +202,21 @@ impl GroupWriter {
     #[cfg(test)]
     fn groups_committed(&self) -> u64 {
         self.committed.load(Ordering::Relaxed)
+    }
+
+    /// Changes the group age and the turn's time-out (tests).
+    #[cfg(test)]
+    fn set_limits(&self, max_age: Duration, turn_timeout: Duration) {
+        self.max_age_micros.store(max_age.as_micros() as u64, Ordering::Relaxed);
+        self.turn_timeout_micros.store(turn_timeout.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn max_age(&self) -> Duration {
+        Duration::from_micros(self.max_age_micros.load(Ordering::Relaxed))
+    }
+
+    fn is_full(&self, group: &Group) -> bool {
+        group.units >= GROUP_MAX_UNITS || group.opened.elapsed() >= self.max_age()
     }
 
     /// Begins a unit once it is this writer's turn. `settled`: the open
@@ -198,7 +232,8 @@ impl GroupWriter {
     async fn begin_unit(self, settled: bool) -> Result<Unit, sqlx::Error> {
         let turn = {
             let _waiting = Waiting::enter(&self.waiting);
-            tokio::time::timeout(TURN_TIMEOUT, self.turn.clone().lock_owned())
+            let timeout = Duration::from_micros(self.turn_timeout_micros.load(Ordering::Relaxed));
+            tokio::time::timeout(timeout, self.turn.clone().lock_owned())
                 .await
                 .map_err(|_| sqlx::Error::PoolTimedOut)?
         };
@@ -207,18 +242,31 @@ impl GroupWriter {
         let mut unit = Unit {
             turn: Some(turn),
             writer: self.clone(),
+            settled,
         };
         let turn = unit.turn_mut();
         if turn.open_unit.is_some() {
             turn.roll_back_unit().await;
         }
-        if turn.group.as_ref().is_some_and(|group| settled || group.is_full()) {
+        if turn.group.as_ref().is_some_and(|group| settled || self.is_full(group)) {
             turn.commit_group().await;
         }
         let scope = if turn.group.is_none() {
-            turn.connection.execute("BEGIN IMMEDIATE").await?;
+            if let Err(error) = turn.connection.execute("BEGIN IMMEDIATE").await {
+                if !error.to_string().contains("within a transaction") {
+                    return Err(error);
+                }
+                // A transaction left open on the connection (a ROLLBACK
+                // that failed): end it, and begin again.
+                tracing::warn!(%error, "the writer connection was still in a transaction: rolling it back");
+                let _ = turn.connection.execute("ROLLBACK").await;
+                turn.connection.execute("BEGIN IMMEDIATE").await?;
+            }
+            turn.next_group += 1;
             turn.group = Some(Group {
+                id: turn.next_group,
                 opened: Instant::now(),
+                watched: false,
                 units: 0,
                 waiters: Vec::new(),
             });
@@ -292,10 +340,6 @@ impl Turn {
 }
 
 impl Group {
-    fn is_full(&self) -> bool {
-        self.units >= GROUP_MAX_UNITS || self.opened.elapsed() >= GROUP_MAX_AGE
-    }
-
     fn tell(self, result: Result<(), Arc<str>>) {
         for waiter in self.waiters {
             // A unit whose caller is gone no longer listens.
@@ -310,6 +354,10 @@ struct Unit {
     /// None once the unit has ended.
     turn: Option<OwnedMutexGuard<Turn>>,
     writer: GroupWriter,
+    /// It began settled (it calls out on what it read): it also commits its
+    /// group when it ends, so that what it did is not held up, or undone,
+    /// by units after it.
+    settled: bool,
 }
 
 impl std::fmt::Debug for Unit {
@@ -332,7 +380,7 @@ impl Unit {
     async fn end(mut self, end: End) -> Result<(), sqlx::Error> {
         let Some(turn) = self.turn.take() else { return Ok(()) };
         let (waiter, committed) = oneshot::channel();
-        let ended = tokio::spawn(end_unit(turn, self.writer.clone(), end, Some(waiter)));
+        let ended = tokio::spawn(end_unit(turn, self.writer.clone(), end, self.settled, Some(waiter)));
         let released = ended
             .await
             .map_err(|error| sqlx::Error::Io(std::io::Error::other(format!("the write transaction could not end: {error}"))))?;
@@ -350,7 +398,7 @@ impl Drop for Unit {
         let Some(turn) = self.turn.take() else { return };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(end_unit(turn, self.writer.clone(), End::Abandon, None));
+                runtime.spawn(end_unit(turn, self.writer.clone(), End::Abandon, self.settled, None));
             }
             // No runtime to end it on: the next writer rolls it back when it
             // takes its turn.
@@ -360,13 +408,15 @@ impl Drop for Unit {
 }
 
 /// Ends the unit that holds `turn` and, unless other writers wait for
-/// their turn (and the group has room), commits the group. `waiter` hears
-/// how the group's commit went. An error is the unit's own (its RELEASE
-/// failed); the group's comes through `waiter`.
+/// their turn (and the group has room, and the unit is not settled),
+/// commits the group; a group left open is watched. `waiter` hears how the
+/// group's commit went. An error is the unit's own (its RELEASE failed);
+/// the group's comes through `waiter`.
 async fn end_unit(
     mut turn: OwnedMutexGuard<Turn>,
     writer: GroupWriter,
     end: End,
+    settled: bool,
     waiter: Option<oneshot::Sender<Result<(), Arc<str>>>>,
 ) -> Result<(), sqlx::Error> {
     let mut outcome = Ok(());
@@ -397,10 +447,33 @@ async fn end_unit(
         (_, None) => {}
     }
     let last = writer.waiting.load(Ordering::Acquire) == 0;
-    if turn.group.as_ref().is_some_and(|group| last || group.is_full()) {
+    if turn.group.as_ref().is_some_and(|group| settled || last || writer.is_full(group)) {
         turn.commit_group().await;
     }
+    // Left open for the writers that wait: should they all give up (their
+    // turn's time-out), the watch commits it.
+    if let Some(group) = turn.group.as_mut().filter(|group| !group.watched) {
+        group.watched = true;
+        tokio::spawn(watch(writer.clone(), group.id));
+    }
     outcome
+}
+
+/// Commits group `id` if it is still open once it is past its age (and
+/// rolls back a unit dropped where no runtime could end it).
+async fn watch(writer: GroupWriter, id: u64) {
+    tokio::time::sleep(writer.max_age()).await;
+    // Not counted among the waiting writers: a unit that ends meanwhile
+    // commits as if the watch were not there.
+    let mut turn = writer.turn.clone().lock_owned().await;
+    if turn.group.as_ref().is_some_and(|group| group.id == id) {
+        if turn.open_unit.is_some() {
+            turn.roll_back_unit().await;
+        }
+        if turn.group.as_ref().is_some_and(|group| group.id == id) {
+            turn.commit_group().await;
+        }
+    }
 }
 
 /// Counts a writer waiting for its turn for as long as it waits.
@@ -428,11 +501,18 @@ mod tests {
     use super::super::Database;
     use crate::settings::SqliteSynchronous;
 
+    /// A database whose groups stay open for a minute (the tests decide
+    /// when units end, however slow the machine).
     async fn database(dir: &tempfile::TempDir) -> Database {
         let url = format!("sqlite://{}", dir.path().join("group.db").display());
         let database = Database::connect(&url, 2, SqliteSynchronous::Full).await.expect("connect");
         database.pool().execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)").await.expect("table");
+        writer(&database).set_limits(Duration::from_secs(60), Duration::from_secs(60));
         database
+    }
+
+    fn writer(database: &Database) -> &super::GroupWriter {
+        database.writer.as_ref().expect("SQLite has a writer")
     }
 
     async fn rows(database: &Database) -> Vec<i64> {
@@ -446,14 +526,16 @@ mod tests {
     /// Waits until `count` writers wait for their turn (they queue behind
     /// the unit the test holds open).
     async fn until_waiting(database: &Database, count: usize) {
-        let writer = database.writer.as_ref().expect("SQLite has a writer");
-        while writer.waiting.load(std::sync::atomic::Ordering::Acquire) < count {
-            tokio::task::yield_now().await;
-        }
+        let waiting = async {
+            while writer(database).waiting.load(std::sync::atomic::Ordering::Acquire) < count {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), waiting).await.expect("the writers queue");
     }
 
     fn commits(database: &Database) -> u64 {
-        database.writer.as_ref().expect("SQLite has a writer").groups_committed()
+        writer(database).groups_committed()
     }
 
     /// Writers that queue behind an open transaction share its commit: one
@@ -519,6 +601,7 @@ mod tests {
                 }
             })
         };
+        let before = commits(&database);
         let tasks = [spawn(&[2, 3], "commit"), spawn(&[4, 1], "commit"), spawn(&[5], "rollback"), spawn(&[6], "drop"), spawn(&[7], "commit")];
         until_waiting(&database, tasks.len()).await;
         first.commit().await.expect("commit");
@@ -526,6 +609,7 @@ mod tests {
             task.await.expect("a writer");
         }
         assert_eq!(rows(&database).await, [1, 2, 3, 7]);
+        assert_eq!(commits(&database) - before, 1, "all six were units of one group");
     }
 
     /// The unit that opened the group (no savepoint) is undone alone when
@@ -617,7 +701,34 @@ mod tests {
         first.commit().await.expect("commit");
         second.await.expect("second");
         assert_eq!(settled.await.expect("settled"), [1, 2]);
-        assert!(commits(&database) - before >= 1);
+        assert_eq!(commits(&database) - before, 1, "the group of the first two (the settled one's rolls back)");
         tokio::time::timeout(Duration::from_secs(10), database.begin_write()).await.expect("the turn is free").expect("begin");
+    }
+
+    /// A group left open for writers that then all give up waiting (their
+    /// turn's time-out: here one counted as waiting that leaves) is
+    /// committed by the watch its last unit left, past the group's age:
+    /// nobody's commit waits forever.
+    #[tokio::test]
+    async fn a_group_left_open_for_writers_that_gave_up_is_committed_by_its_watch() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = database(&dir).await;
+        writer(&database).set_limits(Duration::from_millis(20), Duration::from_secs(60));
+        let mut first = database.begin_write().await.expect("begin");
+        insert(&mut first, 1).await.expect("insert");
+        let gone = super::Waiting::enter(&writer(&database).waiting);
+        let committed = tokio::spawn(first.commit());
+        // The commit is left for the writer that waits (the unit has ended
+        // once the turn is free), which gives up without taking its turn.
+        while writer(&database).turn.try_lock().is_err() {
+            tokio::task::yield_now().await;
+        }
+        drop(gone);
+        tokio::time::timeout(Duration::from_secs(30), committed)
+            .await
+            .expect("the watch commits the group")
+            .expect("the commit's task")
+            .expect("committed");
+        assert_eq!(rows(&database).await, [1]);
     }
 }
