@@ -705,6 +705,43 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), database.begin_write()).await.expect("the turn is free").expect("begin");
     }
 
+    /// A unit that read another's work and rolls back returns only once
+    /// that work is committed: a caller may then act on what it read (the
+    /// checkout replay reads the order it found through the pool).
+    #[tokio::test]
+    async fn a_rollback_returns_once_what_the_unit_read_is_committed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = database(&dir).await;
+        let mut first = database.begin_write().await.expect("begin");
+        insert(&mut first, 1).await.expect("insert");
+        let reader = {
+            let database = database.clone();
+            tokio::spawn(async move {
+                let mut transaction = database.begin_write().await.expect("begin");
+                let seen: Vec<i64> = sqlx::query_scalar("SELECT id FROM t").fetch_all(&mut *transaction).await.expect("read");
+                transaction.rollback().await.expect("rollback");
+                (seen, rows(&database).await)
+            })
+        };
+        until_waiting(&database, 1).await;
+        // A writer after the reader: the group commits when it ends, not
+        // when the reader does.
+        let last = {
+            let database = database.clone();
+            tokio::spawn(async move {
+                let mut transaction = database.begin_write().await.expect("begin");
+                insert(&mut transaction, 3).await.expect("insert");
+                transaction.commit().await.expect("commit");
+            })
+        };
+        until_waiting(&database, 2).await;
+        first.commit().await.expect("commit");
+        last.await.expect("the last writer");
+        let (seen, committed) = reader.await.expect("the reader");
+        assert_eq!(seen, [1], "the unit read the first one's work, not yet committed");
+        assert_eq!(committed, [1, 3], "after its rollback, every connection sees what it read");
+    }
+
     /// A group left open for writers that then all give up waiting (their
     /// turn's time-out: here one counted as waiting that leaves) is
     /// committed by the watch its last unit left, past the group's age:
