@@ -189,18 +189,21 @@ impl Database {
     /// group that are not yet on disk: a transaction that calls out (moves
     /// money) on what it read uses [`Database::begin_write_settled`].
     pub async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
-        match &self.writer {
-            Some(writer) => writer.begin(false).await,
-            None => Ok(WriteTransaction::pooled(self.pool.begin().await?)),
-        }
+        self.begin_writing(false).await
     }
 
     /// [`Database::begin_write`] for a transaction that calls out on what
     /// it read: on SQLite, the open group commits first, so everything it
     /// reads is durable.
     pub async fn begin_write_settled(&self) -> Result<WriteTransaction, sqlx::Error> {
+        self.begin_writing(true).await
+    }
+
+    /// A unit of SQLite's writer (settled or not), or a transaction of the
+    /// pool (PostgreSQL, whose reads see only committed work).
+    async fn begin_writing(&self, settled: bool) -> Result<WriteTransaction, sqlx::Error> {
         match &self.writer {
-            Some(writer) => writer.begin(true).await,
+            Some(writer) => writer.begin(settled).await,
             None => Ok(WriteTransaction::pooled(self.pool.begin().await?)),
         }
     }

@@ -30,8 +30,9 @@
 //! `RELEASE`, `ROLLBACK TO` or `COMMIT`: the disk, SQLite's own rollback),
 //! and then every unit still waiting is told so. Beginning and ending a unit
 //! run in tasks of their own, so a request future dropped halfway leaves the
-//! group in a known state: an unfinished unit is rolled back to its
-//! savepoint and the group goes on.
+//! group in a known state: an unfinished unit is rolled back (to its
+//! savepoint, or with its group when it is the group's only unit) and the
+//! group goes on.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -48,7 +49,7 @@ const GROUP_MAX_UNITS: usize = 128;
 /// holds the turn). Other processes get SQLite's write lock only between
 /// groups: with a steady load here, once per group instead of once per
 /// transaction, and SQLite's busy handler gives them no turn of their own.
-pub const GROUP_MAX_AGE: Duration = Duration::from_millis(5);
+const GROUP_MAX_AGE: Duration = Duration::from_millis(5);
 /// How long a writer waits for its turn before giving up (as the pool's
 /// acquire time-out).
 const TURN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -225,7 +226,7 @@ impl GroupWriter {
         let writer = self.clone();
         let unit = tokio::spawn(async move { writer.begin_unit(settled).await })
             .await
-            .map_err(|error| sqlx::Error::Io(std::io::Error::other(format!("the write transaction could not begin: {error}"))))??;
+            .map_err(|error| group_error(format!("the write transaction could not begin: {error}")))??;
         Ok(WriteTransaction(Kind::Grouped(unit)))
     }
 
@@ -383,12 +384,12 @@ impl Unit {
         let ended = tokio::spawn(end_unit(turn, self.writer.clone(), end, self.settled, Some(waiter)));
         let released = ended
             .await
-            .map_err(|error| sqlx::Error::Io(std::io::Error::other(format!("the write transaction could not end: {error}"))))?;
+            .map_err(|error| group_error(format!("the write transaction could not end: {error}")))?;
         released?;
         match committed.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(sqlx::Error::Io(std::io::Error::other(message.to_string()))),
-            Err(_) => Err(sqlx::Error::Io(std::io::Error::other("the group of the write transaction ended without a word"))),
+            Ok(Err(message)) => Err(group_error(message.to_string())),
+            Err(_) => Err(group_error("the group of the write transaction ended without a word".into())),
         }
     }
 }
@@ -476,6 +477,11 @@ async fn watch(writer: GroupWriter, id: u64) {
     }
 }
 
+/// An error of the group's own (not of a statement), as the callers' sqlx error.
+fn group_error(message: String) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(message))
+}
+
 /// Counts a writer waiting for its turn for as long as it waits.
 struct Waiting<'a>(&'a AtomicUsize);
 
@@ -523,6 +529,19 @@ mod tests {
         sqlx::query("INSERT INTO t (id, v) VALUES ($1, 'x')").bind(id).execute(&mut **transaction).await.map(|_| ())
     }
 
+    /// A write transaction that has inserted `id`.
+    async fn begun_with(database: &Database, id: i64) -> super::WriteTransaction {
+        let mut transaction = database.begin_write().await.expect("begin");
+        insert(&mut transaction, id).await.expect("insert");
+        transaction
+    }
+
+    /// A writer, in a task of its own, that inserts `id` and commits.
+    fn spawn_commit(database: &Database, id: i64) -> tokio::task::JoinHandle<()> {
+        let database = database.clone();
+        tokio::spawn(async move { begun_with(&database, id).await.commit().await.expect("commit") })
+    }
+
     /// Waits until `count` writers wait for their turn (they queue behind
     /// the unit the test holds open).
     async fn until_waiting(database: &Database, count: usize) {
@@ -546,15 +565,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = database(&dir).await;
         let before = commits(&database);
-        let mut first = database.begin_write().await.expect("begin");
-        insert(&mut first, 1).await.expect("insert");
+        let first = begun_with(&database, 1).await;
         let others: Vec<_> = (2..=11)
             .map(|id| {
                 let database = database.clone();
                 tokio::spawn(async move {
-                    let mut transaction = database.begin_write().await.expect("begin");
-                    insert(&mut transaction, id).await.expect("insert");
-                    transaction.commit().await.expect("commit");
+                    begun_with(&database, id).await.commit().await.expect("commit");
                     // Committed means visible to every other connection.
                     let seen: Vec<i64> = sqlx::query_scalar("SELECT id FROM t WHERE id = $1")
                         .bind(id)
@@ -582,8 +598,7 @@ mod tests {
     async fn a_failed_rolled_back_or_dropped_transaction_undoes_only_its_own_work() {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = database(&dir).await;
-        let mut first = database.begin_write().await.expect("begin");
-        insert(&mut first, 1).await.expect("insert");
+        let first = begun_with(&database, 1).await;
         let spawn = |ids: &'static [i64], end: &'static str| {
             let database = database.clone();
             tokio::spawn(async move {
@@ -620,16 +635,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = database(&dir).await;
         for (id, end) in [(2, "rollback"), (3, "drop")] {
-            let mut first = database.begin_write().await.expect("begin");
-            insert(&mut first, id * 10).await.expect("insert");
-            let next = {
-                let database = database.clone();
-                tokio::spawn(async move {
-                    let mut transaction = database.begin_write().await.expect("begin");
-                    insert(&mut transaction, id).await.expect("insert");
-                    transaction.commit().await.expect("commit");
-                })
-            };
+            let first = begun_with(&database, id * 10).await;
+            let next = spawn_commit(&database, id);
             until_waiting(&database, 1).await;
             match end {
                 "rollback" => first.rollback().await.expect("rollback"),
@@ -647,8 +654,7 @@ mod tests {
     async fn every_transaction_of_a_failed_group_hears_it() {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = database(&dir).await;
-        let mut first = database.begin_write().await.expect("begin");
-        insert(&mut first, 1).await.expect("insert");
+        let first = begun_with(&database, 1).await;
         let breaker = {
             let database = database.clone();
             tokio::spawn(async move {
@@ -663,9 +669,7 @@ mod tests {
         let error = first_committed.await.expect("the first").expect_err("the group did not commit");
         assert!(error.to_string().contains("rolled back with its group"), "{error}");
         assert_eq!(rows(&database).await, Vec::<i64>::new());
-        let mut next = database.begin_write().await.expect("begin");
-        insert(&mut next, 2).await.expect("insert");
-        next.commit().await.expect("a new group");
+        begun_with(&database, 2).await.commit().await.expect("a new group");
         assert_eq!(rows(&database).await, [2]);
     }
 
@@ -675,16 +679,8 @@ mod tests {
     async fn a_settled_transaction_begins_after_the_open_group_committed() {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = database(&dir).await;
-        let mut first = database.begin_write().await.expect("begin");
-        insert(&mut first, 1).await.expect("insert");
-        let second = {
-            let database = database.clone();
-            tokio::spawn(async move {
-                let mut transaction = database.begin_write().await.expect("begin");
-                insert(&mut transaction, 2).await.expect("insert");
-                transaction.commit().await.expect("commit");
-            })
-        };
+        let first = begun_with(&database, 1).await;
+        let second = spawn_commit(&database, 2);
         until_waiting(&database, 1).await;
         let settled = {
             let database = database.clone();
@@ -712,8 +708,7 @@ mod tests {
     async fn a_rollback_returns_once_what_the_unit_read_is_committed() {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = database(&dir).await;
-        let mut first = database.begin_write().await.expect("begin");
-        insert(&mut first, 1).await.expect("insert");
+        let first = begun_with(&database, 1).await;
         let reader = {
             let database = database.clone();
             tokio::spawn(async move {
@@ -726,14 +721,7 @@ mod tests {
         until_waiting(&database, 1).await;
         // A writer after the reader: the group commits when it ends, not
         // when the reader does.
-        let last = {
-            let database = database.clone();
-            tokio::spawn(async move {
-                let mut transaction = database.begin_write().await.expect("begin");
-                insert(&mut transaction, 3).await.expect("insert");
-                transaction.commit().await.expect("commit");
-            })
-        };
+        let last = spawn_commit(&database, 3);
         until_waiting(&database, 2).await;
         first.commit().await.expect("commit");
         last.await.expect("the last writer");
@@ -751,8 +739,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = database(&dir).await;
         writer(&database).set_limits(Duration::from_millis(20), Duration::from_secs(60));
-        let mut first = database.begin_write().await.expect("begin");
-        insert(&mut first, 1).await.expect("insert");
+        let first = begun_with(&database, 1).await;
         let gone = super::Waiting::enter(&writer(&database).waiting);
         let committed = tokio::spawn(first.commit());
         // The commit is left for the writer that waits (the unit has ended
